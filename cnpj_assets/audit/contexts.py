@@ -1,0 +1,154 @@
+"""The cascaded audit contexts: table -> file -> batch -> sub-batch.
+
+Each context writes its row RUNNING when it opens and COMPLETED or FAILED (with the
+error) when it closes, adds its rows, bytes and rejects to its parent's, and never
+swallows an exception. The audit connection is separate from the data connection and
+autocommits, so a failed load still leaves its FAILED rows behind.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from cnpj_assets.audit.schema import ensure_audit_schema
+
+RUNNING, COMPLETED, FAILED = "RUNNING", "COMPLETED", "FAILED"
+
+
+@dataclass
+class AuditNode:
+    """One open context: its audit row id, its counters and its parent."""
+
+    table: str
+    id: int
+    parent: AuditNode | None
+    rows: int = 0
+    bytes: int = 0
+    rejects: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def _error_text(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+class AuditService:
+    """Writes the audit hierarchy on its own autocommit connection."""
+
+    def __init__(self, url: str) -> None:
+        self.connection = psycopg.connect(url, autocommit=True)
+        ensure_audit_schema(self.connection)
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def _insert(self, table: str, values: dict[str, Any]) -> int:
+        columns = sql.SQL(", ").join(sql.Identifier(c) for c in values)
+        placeholders = sql.SQL(", ").join(sql.Placeholder() * len(values))
+        statement = sql.SQL(
+            "INSERT INTO cnpj_audit.{} ({}, status) VALUES ({}, %s) RETURNING id"
+        ).format(sql.Identifier(table), columns, placeholders)
+        row = self.connection.execute(statement, [*values.values(), RUNNING]).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def update(self, node: AuditNode, values: dict[str, Any]) -> None:
+        assignments = sql.SQL(", ").join(
+            [sql.SQL("{} = %s").format(sql.Identifier(c)) for c in values]
+            + ([sql.SQL("finished_at = clock_timestamp()")] if "status" in values else [])
+        )
+        statement = sql.SQL("UPDATE cnpj_audit.{} SET {} WHERE id = %s").format(
+            sql.Identifier(node.table), assignments
+        )
+        self.connection.execute(statement, [*values.values(), node.id])
+
+    @contextmanager
+    def _context(
+        self, table: str, parent: AuditNode | None, values: dict[str, Any]
+    ) -> Iterator[AuditNode]:
+        node = AuditNode(table, self._insert(table, values), parent)
+        try:
+            yield node
+        except BaseException as error:
+            self._close(node, FAILED, _error_text(error))
+            raise
+        self._close(node, COMPLETED, None)
+
+    def _close(self, node: AuditNode, status: str, error: str | None) -> None:
+        values = {
+            "status": status,
+            "rows": node.rows,
+            "bytes": node.bytes,
+            "rejects": node.rejects,
+            "seconds": node.seconds,
+            "error": error,
+            **node.extra,
+        }
+        self.update(node, values)
+        if node.parent is not None:
+            node.parent.rows += node.rows
+            node.parent.bytes += node.bytes
+            node.parent.rejects += node.rejects
+
+    def table_context(self, table_name: str, release: str, **dagster: str | None) -> Any:
+        """One per asset partition; `dagster` holds asset_key, partition_key, dagster_run_id."""
+        return self._context(
+            "table_load", None, {"table_name": table_name, "release": release, **dagster}
+        )
+
+    def file_context(self, parent: AuditNode, zip_name: str) -> Any:
+        return self._context(
+            "file_load", parent, {"table_load_id": parent.id, "zip_name": zip_name}
+        )
+
+    def batch_context(self, parent: AuditNode, index: int, first_row: int, last_row: int) -> Any:
+        values = {
+            "file_load_id": parent.id,
+            "batch_index": index,
+            "first_row": first_row,
+            "last_row": last_row,
+        }
+        return self._context("batch_load", parent, values)
+
+    def subbatch_context(self, parent: AuditNode, index: int, first_row: int, last_row: int) -> Any:
+        values = {
+            "batch_load_id": parent.id,
+            "subbatch_index": index,
+            "first_row": first_row,
+            "last_row": last_row,
+        }
+        return self._context("subbatch_load", parent, values)
+
+    def set_line_ranges(self, table: str, ranges: list[tuple[int, int, int]]) -> None:
+        """Store (first_line, last_line, id) once the file's rejects are known."""
+        statement = sql.SQL(
+            "UPDATE cnpj_audit.{} SET first_line = %s, last_line = %s WHERE id = %s"
+        ).format(sql.Identifier(table))
+        with self.connection.cursor() as cursor:
+            cursor.executemany(statement, ranges)
+
+    def record_rejects(
+        self, file_node: AuditNode, rejects: list[tuple[int, int, str, str]]
+    ) -> None:
+        """Quarantine rejected records: (line, record, raw, reason), raw text kept whole."""
+        with (
+            self.connection.cursor() as cursor,
+            cursor.copy(
+                "COPY cnpj_audit.rejected_row (file_load_id, line, record, raw, reason) FROM STDIN"
+            ) as copy,
+        ):
+            for line, record, raw, reason in rejects:
+                copy.write_row((file_node.id, line, record, raw.replace("\x00", ""), reason))
+        file_node.rejects += len(rejects)

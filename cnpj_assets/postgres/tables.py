@@ -1,0 +1,192 @@
+"""The `cnpj` schema, built from the specs: partitioned parents and per-release children.
+
+A load writes into a fresh child table that nobody reads, builds its key and indexes
+after the COPY (several times faster than maintaining them row by row), and then swaps
+it in: detach and drop the release's old child, attach the new one, in one
+transaction. A re-run thus replaces a release exactly, and readers never see half a
+table. Every identifier goes through psycopg.sql.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from cnpj_assets.specs import TableSpec
+
+SCHEMA = "cnpj"
+LINEAGE_COLUMN = "_subbatch_id"
+
+
+def _columns_ddl(spec: TableSpec) -> sql.Composed:
+    columns = [sql.SQL("release text NOT NULL")]
+    columns += [
+        sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.kind.pg_type))
+        for c in spec.columns
+    ]
+    columns.append(sql.SQL("{} bigint NOT NULL").format(sql.Identifier(LINEAGE_COLUMN)))
+    return sql.SQL(", ").join(columns)
+
+
+def ensure_parent(connection: psycopg.Connection, spec: TableSpec) -> None:
+    """Create the schema and the table's partitioned parent if they are missing."""
+    connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)))
+    connection.execute(
+        sql.SQL("CREATE TABLE IF NOT EXISTS {}.{} ({}) PARTITION BY LIST (release)").format(
+            sql.Identifier(SCHEMA), sql.Identifier(spec.name), _columns_ddl(spec)
+        )
+    )
+    connection.execute(
+        sql.SQL("COMMENT ON TABLE {}.{} IS {}").format(
+            sql.Identifier(SCHEMA), sql.Identifier(spec.name), sql.Literal(spec.description)
+        )
+    )
+
+
+def child_name(spec: TableSpec, release: str) -> str:
+    """The attached child's name, e.g. estabelecimentos_2026_10."""
+    return f"{spec.name}_{release.replace('-', '_')}"
+
+
+@dataclass(frozen=True)
+class LoadingChild:
+    """A child table being filled for one table load; unattached until swapped in."""
+
+    spec: TableSpec
+    release: str
+    name: str
+
+    @property
+    def identifier(self) -> sql.Composed:
+        return sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(self.name))
+
+    @property
+    def copy_columns(self) -> list[str]:
+        return [*self.spec.column_names, LINEAGE_COLUMN]
+
+
+def create_loading_child(
+    connection: psycopg.Connection, spec: TableSpec, release: str, table_load_id: int
+) -> LoadingChild:
+    """A fresh child for this load, named after the audit id so two loads never collide."""
+    ensure_parent(connection, spec)
+    child = LoadingChild(spec, release, f"{child_name(spec, release)}_load{table_load_id}")
+    connection.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(child.identifier))
+    connection.execute(
+        sql.SQL(
+            "CREATE TABLE {child} (LIKE {schema}.{parent}, CHECK (release = {release}))"
+        ).format(
+            child=child.identifier,
+            schema=sql.Identifier(SCHEMA),
+            parent=sql.Identifier(spec.name),
+            release=sql.Literal(release),
+        )
+    )
+    connection.execute(
+        sql.SQL("ALTER TABLE {} ALTER COLUMN release SET DEFAULT {}").format(
+            child.identifier, sql.Literal(release)
+        )
+    )
+    return child
+
+
+def build_indexes(connection: psycopg.Connection, child: LoadingChild) -> int:
+    """Build the key (unique where the data allows) and lookup indexes; return duplicates.
+
+    A key that the data violates is never forced by dropping rows: the unique build
+    fails, the index is built non-unique instead, and the number of duplicated key
+    values is returned for the metadata. The lineage column gets a BRIN index: its
+    values grow with the file, so a few pages index millions of rows.
+    """
+    duplicates = 0
+    if child.spec.key:
+        try:
+            with connection.transaction():
+                _create_key_index(connection, child, unique=True)
+        except psycopg.errors.UniqueViolation:
+            duplicates = _count_duplicate_keys(connection, child)
+            _create_key_index(connection, child, unique=False)
+    else:
+        _create_key_index(connection, child, unique=False)
+    connection.execute(
+        sql.SQL("CREATE INDEX {} ON {} USING brin ({})").format(
+            sql.Identifier(f"{child.name}_lineage"),
+            child.identifier,
+            sql.Identifier(LINEAGE_COLUMN),
+        )
+    )
+    connection.execute(sql.SQL("ANALYZE {}").format(child.identifier))
+    return duplicates
+
+
+def _create_key_index(connection: psycopg.Connection, child: LoadingChild, unique: bool) -> None:
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in child.spec.index_columns)
+    connection.execute(
+        sql.SQL("CREATE {unique}INDEX {index} ON {child} ({columns})").format(
+            unique=sql.SQL("UNIQUE ") if unique else sql.SQL(""),
+            index=sql.Identifier(f"{child.name}_key"),
+            child=child.identifier,
+            columns=columns,
+        )
+    )
+
+
+def _count_duplicate_keys(connection: psycopg.Connection, child: LoadingChild) -> int:
+    key = sql.SQL(", ").join(sql.Identifier(c) for c in child.spec.key or ())
+    row = connection.execute(
+        sql.SQL(
+            "SELECT count(*) FROM (SELECT 1 FROM {} GROUP BY {} HAVING count(*) > 1) AS d"
+        ).format(child.identifier, key)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def swap_in(connection: psycopg.Connection, child: LoadingChild) -> str:
+    """Replace the release's attached child with this one, atomically; return its name."""
+    final = child_name(child.spec, child.release)
+    parent = sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(child.spec.name))
+    with connection.transaction():
+        connection.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(parent))
+        for old in _attached_children(connection, child.spec.name, child.release):
+            old_identifier = sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(old))
+            connection.execute(
+                sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(parent, old_identifier)
+            )
+            connection.execute(sql.SQL("DROP TABLE {}").format(old_identifier))
+        connection.execute(
+            sql.SQL("DROP TABLE IF EXISTS {}.{}").format(
+                sql.Identifier(SCHEMA), sql.Identifier(final)
+            )
+        )
+        connection.execute(
+            sql.SQL("ALTER TABLE {} RENAME TO {}").format(child.identifier, sql.Identifier(final))
+        )
+        connection.execute(
+            sql.SQL("ALTER TABLE {} ATTACH PARTITION {}.{} FOR VALUES IN ({})").format(
+                parent, sql.Identifier(SCHEMA), sql.Identifier(final), sql.Literal(child.release)
+            )
+        )
+    return f"{SCHEMA}.{final}"
+
+
+def _attached_children(connection: psycopg.Connection, parent: str, release: str) -> list[str]:
+    rows = connection.execute(
+        """
+        SELECT c.relname
+        FROM pg_inherits i
+        JOIN pg_class c ON c.oid = i.inhrelid
+        JOIN pg_class p ON p.oid = i.inhparent
+        JOIN pg_namespace n ON n.oid = p.relnamespace
+        WHERE n.nspname = %s AND p.relname = %s
+          AND pg_get_expr(c.relpartbound, c.oid) = %s
+        """,
+        (SCHEMA, parent, f"FOR VALUES IN ('{release}')"),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def drop_child(connection: psycopg.Connection, child: LoadingChild) -> None:
+    """Remove an unattached child after a failed load; the attached release stays as it was."""
+    connection.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(child.identifier))

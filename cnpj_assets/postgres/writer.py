@@ -1,0 +1,40 @@
+"""COPY one sub-batch of typed Arrow rows into a child table.
+
+Arrow's C++ CSV writer formats the rows (dates ISO, decimals with a point, strings
+always quoted, NULL as an empty unquoted field) and psycopg streams the bytes to
+`COPY ... FROM STDIN (FORMAT csv)`: no Python loop over rows or values.
+"""
+
+from __future__ import annotations
+
+import io
+
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+from psycopg import sql
+
+from cnpj_assets.postgres.tables import LINEAGE_COLUMN, LoadingChild
+
+_CSV_OPTIONS = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
+
+
+def with_lineage(data: pa.RecordBatch, subbatch_id: int) -> pa.RecordBatch:
+    """The rows plus the `_subbatch_id` column that ties each to its audit row."""
+    lineage = pa.repeat(pa.scalar(subbatch_id, pa.int64()), data.num_rows)
+    return data.append_column(LINEAGE_COLUMN, lineage)
+
+
+def copy_rows(
+    connection: psycopg.Connection, child: LoadingChild, data: pa.RecordBatch, subbatch_id: int
+) -> int:
+    """COPY the rows in one statement (its own transaction); return the bytes sent."""
+    buffer = io.BytesIO()
+    pa_csv.write_csv(with_lineage(data, subbatch_id), buffer, _CSV_OPTIONS)
+    payload = buffer.getbuffer()
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+        child.identifier, sql.SQL(", ").join(sql.Identifier(c) for c in child.copy_columns)
+    )
+    with connection.transaction(), connection.cursor() as cursor, cursor.copy(statement) as copy:
+        copy.write(payload)
+    return len(payload)

@@ -1,0 +1,199 @@
+"""Read one extracted CSV member with DuckDB and yield typed Arrow batches.
+
+A batch is a run of consecutive good rows of one file; a sub-batch is a slice of it
+(one COPY into PostgreSQL). Both carry a RowSpan: their row ordinals and their position
+among the file's "free" lines, which the LineMap turns into physical line numbers once
+DuckDB has reported the rejects. When the file is exhausted, the accounting must hold:
+physical lines = lines of loaded rows + lines of rejected records + blank lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cnpj_assets.reader.line_map import LineMap, RejectPosition
+from cnpj_assets.reader.member import ExtractedMember
+from cnpj_assets.reader.typing_sql import (
+    NEWLINE_COUNT_COLUMN,
+    ReadOptions,
+    bad_flag_columns,
+    typed_select,
+)
+from cnpj_assets.specs import TableSpec
+
+
+class AccountingError(RuntimeError):
+    """The parser's rows and rejects do not add up to the lines of the file."""
+
+
+@dataclass(frozen=True)
+class ReaderSettings:
+    """Knobs of the read; defaults suit a 2-core machine with a few GiB to spare."""
+
+    batch_rows: int = 1_000_000
+    encoding: str = "latin-1"
+    duckdb_threads: int = 2
+    duckdb_memory_limit: str = "1GB"
+    max_line_size: int = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RowSpan:
+    """A run of consecutive good rows of one file, by 0-based ordinal among good rows."""
+
+    first_row: int
+    last_row: int
+
+    @property
+    def rows(self) -> int:
+        return self.last_row - self.first_row + 1
+
+
+@dataclass(frozen=True)
+class SubBatch:
+    data: pa.RecordBatch
+    span: RowSpan
+    index: int
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One DuckDB chunk of a file."""
+
+    data: pa.RecordBatch
+    span: RowSpan
+    index: int
+
+    def subbatches(self, rows: int) -> Iterator[SubBatch]:
+        for number, offset in enumerate(range(0, self.data.num_rows, rows)):
+            length = min(rows, self.data.num_rows - offset)
+            first_row = self.span.first_row + offset
+            span = RowSpan(first_row, first_row + length - 1)
+            yield SubBatch(self.data.slice(offset, length), span, number)
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A record the parser refused, kept with its raw text and reason."""
+
+    line: int  # physical 1-based line where the record starts
+    record: int  # DuckDB's record number
+    raw: str
+    reason: str
+
+
+@dataclass
+class FileReadResult:
+    """What the whole file gave, known once the batches are exhausted."""
+
+    rows: int = 0
+    rejects: list[Reject] = field(default_factory=list)
+    invalid_values: dict[str, int] = field(default_factory=dict)
+    line_map: LineMap | None = None
+
+    def lines(self, span: RowSpan) -> tuple[int, int]:
+        """First and last physical line of a span's records."""
+        if self.line_map is None:
+            raise RuntimeError("lines are known once the whole file has been read")
+        return self.line_map.first_line(span.first_row), self.line_map.last_line(span.last_row)
+
+
+class FileRead:
+    """One pass of DuckDB over one member: iterate `batches()`, then read `result`."""
+
+    def __init__(self, spec: TableSpec, member: ExtractedMember, settings: ReaderSettings) -> None:
+        self.spec = spec
+        self.member = member
+        self.settings = settings
+        self.result = FileReadResult(invalid_values={c: 0 for c in self._flag_names()})
+        self._multiline = member.stats.may_have_multiline_records
+        self._multiline_rows: dict[int, int] = {}
+
+    def _flag_names(self) -> list[str]:
+        return [name.removeprefix("_bad_") for name in bad_flag_columns(self.spec)]
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        connection = duckdb.connect(
+            config={
+                "threads": self.settings.duckdb_threads,
+                "memory_limit": self.settings.duckdb_memory_limit,
+                "preserve_insertion_order": True,
+                "enable_progress_bar": False,
+            }
+        )
+        connection.execute(f"SET temp_directory = '{self.member.path.parent / 'duckdb_tmp'}'")
+        return connection
+
+    def batches(self) -> Iterator[Batch]:
+        options = ReadOptions(
+            encoding=self.settings.encoding,
+            max_line_size=self.settings.max_line_size,
+            strip_nul=self.member.stats.nul_bytes > 0,
+            count_newlines=self._multiline,
+        )
+        sql = typed_select(self.spec, str(self.member.path), options)
+        connection = self._connect()
+        try:
+            stream = connection.sql(sql).to_arrow_reader(self.settings.batch_rows)
+            next_row = 0
+            for index, raw in enumerate(stream):
+                batch = self._to_batch(raw, index, next_row)
+                next_row = batch.span.last_row + 1
+                yield batch
+            self._finish(connection)
+        finally:
+            connection.close()
+
+    def _to_batch(self, raw: pa.RecordBatch, index: int, first_row: int) -> Batch:
+        for column in self._flag_names():
+            self.result.invalid_values[column] += pc.sum(raw.column(f"_bad_{column}")).as_py() or 0
+        if self._multiline:
+            newlines = raw.column(NEWLINE_COUNT_COLUMN)
+            for position in pc.indices_nonzero(newlines).to_pylist():
+                self._multiline_rows[first_row + position] = newlines[position].as_py()
+        self.result.rows += raw.num_rows
+        span = RowSpan(first_row, first_row + raw.num_rows - 1)
+        return Batch(raw.select(list(self.spec.column_names)), span, index)
+
+    def _finish(self, connection: duckdb.DuckDBPyConnection) -> None:
+        records = connection.execute(
+            "SELECT line, any_value(csv_line), "
+            "string_agg(error_type || ': ' || error_message, '; ') "
+            "FROM reject_errors GROUP BY line ORDER BY line"
+        ).fetchall()
+        positions = [RejectPosition(record, (raw or "").count("\n")) for record, raw, _ in records]
+        try:
+            line_map = LineMap(
+                self.result.rows, self.member.stats.blank_lines, positions, self._multiline_rows
+            )
+        except ValueError as error:
+            raise self._accounting_error(f"lines cannot be placed ({error})") from error
+        self.result.line_map = line_map
+        self.result.rejects = [
+            Reject(line_map.reject_lines[record], record, raw or "", reason)
+            for record, raw, reason in records
+        ]
+        if line_map.lines_accounted != self.member.stats.physical_lines:
+            raise self._accounting_error(
+                f"rows, rejects and blanks account for {line_map.lines_accounted}"
+            )
+
+    def _accounting_error(self, detail: str) -> AccountingError:
+        return AccountingError(
+            f"{self.member.zip_path.name} ({self.member.member_name}): "
+            f"{self.member.stats.physical_lines} lines in the file, {self.result.rows} rows read, "
+            f"{len(self.result.rejects)} rejected, "
+            f"{len(self.member.stats.blank_lines)} blank: {detail}"
+        )
+
+
+def read_member(
+    spec: TableSpec, member: ExtractedMember, settings: ReaderSettings | None = None
+) -> FileRead:
+    """Start a read; the caller iterates `batches()` and then inspects `result`."""
+    return FileRead(spec, member, settings or ReaderSettings())
