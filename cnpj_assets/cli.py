@@ -21,6 +21,31 @@ def _fake_release(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load(args: argparse.Namespace) -> int:
+    from cnpj_assets.commands import load_release
+
+    return load_release(args.release, Path(args.landing))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from cnpj_assets.commands import demo
+
+    return demo(args.rows)
+
+
+def _db_url(args: argparse.Namespace) -> int:
+    from cnpj_assets.postgres.server import server_url
+
+    print(server_url().url)
+    return 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    from cnpj_assets.commands import ui
+
+    return ui(args.port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cnpj-assets", description="Load the Receita Federal CNPJ open data into PostgreSQL."
@@ -34,6 +59,22 @@ def build_parser() -> argparse.ArgumentParser:
     fake.add_argument("--seed", type=int, default=0)
     fake.add_argument("--quirks", action="store_true", help="add the real-world quirks")
     fake.set_defaults(handler=_fake_release)
+
+    load = commands.add_parser("load", help="load a release from the landing folder")
+    load.add_argument("--release", required=True, help="release name, YYYY-MM")
+    load.add_argument("--landing", required=True, help="landing folder holding RELEASE/*.zip")
+    load.set_defaults(handler=_load)
+
+    demo = commands.add_parser("demo", help="make a fake release with quirks and load it")
+    demo.add_argument("--rows", type=int, default=300_000, help="companies in the fake release")
+    demo.set_defaults(handler=_demo)
+
+    db_url = commands.add_parser("db-url", help="print the PostgreSQL URL in use")
+    db_url.set_defaults(handler=_db_url)
+
+    ui = commands.add_parser("ui", help="start the Dagster UI on the same instance")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(handler=_ui)
     return parser
 
 

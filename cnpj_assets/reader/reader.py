@@ -113,6 +113,7 @@ class FileRead:
         self.result = FileReadResult(invalid_values={c: 0 for c in self._flag_names()})
         self._multiline = member.stats.may_have_multiline_records
         self._multiline_rows: dict[int, int] = {}
+        self._started = False
 
     def _flag_names(self) -> list[str]:
         return [name.removeprefix("_bad_") for name in bad_flag_columns(self.spec)]
@@ -123,13 +124,17 @@ class FileRead:
                 "threads": self.settings.duckdb_threads,
                 "memory_limit": self.settings.duckdb_memory_limit,
                 "preserve_insertion_order": True,
-                "enable_progress_bar": False,
             }
         )
+        connection.execute("SET enable_progress_bar = false")
         connection.execute(f"SET temp_directory = '{self.member.path.parent / 'duckdb_tmp'}'")
         return connection
 
     def batches(self) -> Iterator[Batch]:
+        """The file's batches, once: a second pass would count every row twice."""
+        if self._started:
+            raise RuntimeError(f"{self.member.zip_path.name} has already been read")
+        self._started = True
         options = ReadOptions(
             encoding=self.settings.encoding,
             max_line_size=self.settings.max_line_size,

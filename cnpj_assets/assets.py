@@ -1,0 +1,109 @@
+"""One Dagster asset per CNPJ table, partitioned by release.
+
+Facts depend on the lookups (and on empresas) they reference, so the asset graph is
+the lineage graph. Each materialization returns the audit tree and the numbers the UI
+plots as metadata.
+"""
+
+import json
+from typing import Any
+
+import dagster as dg
+
+from cnpj_assets.loader import RunInfo, TableLoader, TableLoadSummary
+from cnpj_assets.resources import LandingResource, LoadSettingsResource, PostgresResource
+from cnpj_assets.specs import TABLES, TableSpec
+
+RELEASES = dg.DynamicPartitionsDefinition(name="cnpj_release")
+GROUP = "cnpj"
+
+
+def column_schema(spec: TableSpec) -> dg.TableSchema:
+    columns = [dg.TableColumn("release", "text", description="release partition, YYYY-MM")]
+    columns += [
+        dg.TableColumn(c.name, c.kind.pg_type, description=c.description or None)
+        for c in spec.columns
+    ]
+    columns.append(
+        dg.TableColumn("_subbatch_id", "bigint", description="cnpj_audit.subbatch_load.id")
+    )
+    return dg.TableSchema(columns=columns)
+
+
+def _files_markdown(tree: dict[str, Any]) -> str:
+    lines = [
+        "| zip | member | sha256 | bytes | rows | rejects | seconds |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for f in tree["files"]:
+        sha = (f["sha256"] or "")[:16]
+        lines.append(
+            f"| {f['zip_name']} | {f['member_name']} | `{sha}…` | {f['member_bytes'] or 0:,} "
+            f"| {f['rows']:,} | {f['rejects']:,} | {f['seconds'] or 0:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def materialization_metadata(spec: TableSpec, summary: TableLoadSummary) -> dict[str, Any]:
+    """Top-level numbers first (the UI plots them), then the tables and the tree."""
+    tree = summary.tree
+    seconds = float(tree["seconds"] or 0)
+    batches = sum(len(f["batches"]) for f in tree["files"])
+    subbatches = sum(b["subbatches"] for f in tree["files"] for b in f["batches"])
+    return {
+        "dagster/row_count": dg.MetadataValue.int(tree["rows"]),
+        "files": dg.MetadataValue.int(len(tree["files"])),
+        "batches": dg.MetadataValue.int(batches),
+        "subbatches": dg.MetadataValue.int(subbatches),
+        "rejected_rows": dg.MetadataValue.int(tree["rejects"]),
+        "duplicate_keys": dg.MetadataValue.int(tree["duplicate_keys"] or 0),
+        "seconds": dg.MetadataValue.float(seconds),
+        "rows_per_second": dg.MetadataValue.float(tree["rows"] / seconds if seconds else 0.0),
+        "bytes_read": dg.MetadataValue.int(tree["bytes_read"]),
+        "files_loaded": dg.MetadataValue.md(_files_markdown(tree)),
+        "audit_tree": dg.MetadataValue.json(json.loads(json.dumps(tree, default=str))),
+        "dagster/column_schema": column_schema(spec),
+        "dagster/table_name": dg.MetadataValue.text(summary.target_table),
+        "table_load_id": dg.MetadataValue.int(summary.table_load_id),
+    }
+
+
+def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
+    """The asset `cnpj/<table>`: load the partition's release of this table."""
+
+    @dg.asset(
+        name=spec.name,
+        key_prefix=[GROUP],
+        group_name=GROUP,
+        partitions_def=RELEASES,
+        deps=[dg.AssetKey([GROUP, ref]) for ref in spec.referenced_tables],
+        description=spec.description + (f"\n\n{spec.notes}" if spec.notes else ""),
+        metadata={"dagster/column_schema": column_schema(spec), "key": list(spec.key or ())},
+        kinds={"postgres", "duckdb"},
+    )
+    def _table_asset(
+        context: dg.AssetExecutionContext,
+        postgres: PostgresResource,
+        landing: LandingResource,
+        load_settings: LoadSettingsResource,
+    ) -> dg.MaterializeResult:
+        release = landing.release(context.partition_key)
+        loader = TableLoader(postgres.url(), load_settings.settings(), progress=context.log.info)
+        run = RunInfo(
+            asset_key=context.asset_key.to_user_string(),
+            partition_key=context.partition_key,
+            dagster_run_id=context.run.run_id,
+        )
+        summary = loader.load(spec, release, run)
+        return dg.MaterializeResult(metadata=materialization_metadata(spec, summary))
+
+    return _table_asset
+
+
+TABLE_ASSETS = [build_table_asset(spec) for spec in TABLES.values()]
+
+load_release_job = dg.define_asset_job(
+    "load_release",
+    selection=dg.AssetSelection.groups(GROUP),
+    description="Load every table of one CNPJ release.",
+)

@@ -1,0 +1,114 @@
+"""What the CLI's load, demo and ui commands do, apart from parsing arguments."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+
+from cnpj_assets.assets import RELEASES, TABLE_ASSETS
+from cnpj_assets.instance import get_instance, prepare_instance_home
+from cnpj_assets.landing import discover_release
+from cnpj_assets.postgres.server import ServerUrl, cnpj_home, server_url
+from cnpj_assets.resources import build_resources
+
+SUMMARY_SQL = """
+SELECT table_name, status, rows, rejects, duplicate_keys, seconds, target_table
+FROM cnpj_audit.table_load WHERE dagster_run_id = %s ORDER BY id
+"""
+
+LINEAGE_SQL = """
+SELECT e.cnpj_basico || e.cnpj_ordem || e.cnpj_dv AS cnpj, e.nome_fantasia, f.zip_name,
+       f.member_name, f.sha256, s.first_line, s.last_line, s.id AS subbatch_id,
+       b.id AS batch_id, t.dagster_run_id, t.finished_at
+FROM cnpj.estabelecimentos e
+JOIN cnpj_audit.subbatch_load s ON s.id = e._subbatch_id
+JOIN cnpj_audit.batch_load b ON b.id = s.batch_load_id
+JOIN cnpj_audit.file_load f ON f.id = b.file_load_id
+JOIN cnpj_audit.table_load t ON t.id = f.table_load_id
+WHERE e.release = %s AND e.nome_fantasia IS NOT NULL
+ORDER BY e.cnpj_basico LIMIT 1
+"""
+
+
+def load_release(release: str, landing: Path) -> int:
+    """Add the partition and materialize all ten tables on the project's instance."""
+    discover_release(landing, release)
+    server = server_url()
+    instance = get_instance(server)
+    instance.add_dynamic_partitions(RELEASES.name, [release])
+    print(f"PostgreSQL: {server.redacted()}", flush=True)
+    print(f"Dagster instance: {os.environ['DAGSTER_HOME']}", flush=True)
+    result = dg.materialize(
+        TABLE_ASSETS,
+        instance=instance,
+        partition_key=release,
+        resources=build_resources(str(landing)),
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+    )
+    print_summary(server, result.run_id)
+    if not result.success:
+        print(f"load of {release} FAILED; see the run {result.run_id} in `cnpj-assets ui`")
+        return 1
+    return 0
+
+
+def print_summary(server: ServerUrl, run_id: str) -> None:
+    with psycopg.connect(server.url) as connection:
+        rows = connection.execute(SUMMARY_SQL, (run_id,)).fetchall()
+    header = (
+        f"{'table':<16} {'status':<10} {'rows':>12} {'rejects':>8} {'dup keys':>8} "
+        f"{'s':>7} {'rows/s':>10}"
+    )
+    print("\n" + header + "\n" + "-" * len(header))
+    for table, status, count, rejects, duplicates, seconds, _target in rows:
+        rate = count / seconds if seconds else 0
+        print(
+            f"{table:<16} {status:<10} {count:>12,} {rejects:>8,} {duplicates or 0:>8,} "
+            f"{seconds or 0:>7.1f} {rate:>10,.0f}"
+        )
+
+
+def print_lineage_example(server: ServerUrl, release: str) -> None:
+    with psycopg.connect(server.url) as connection:
+        row = connection.execute(LINEAGE_SQL, (release,)).fetchone()
+    if row is None:
+        return
+    cnpj, name, zip_name, member, sha, first, last, sub, batch, run, at = row
+    print(f"\nLineage of CNPJ {cnpj} ({name}):")
+    print(f"  file      {zip_name} / {member}")
+    print(f"  sha256    {sha}")
+    print(f"  lines     {first}-{last} (sub-batch {sub}, batch {batch})")
+    print(f"  run       {run} at {at}")
+
+
+def demo(rows: int) -> int:
+    """Make a fake release with quirks, load it, print the summary and one lineage."""
+    from cnpj_assets.synthetic import write_release
+
+    landing = cnpj_home() / "landing"
+    release = "2026-10"
+    print(f"Writing a synthetic release {release} ({rows:,} companies, with quirks) to {landing}")
+    write_release(release=release, rows=rows, out_dir=landing, seed=0, quirks=True)
+    status = load_release(release, landing)
+    if status == 0:
+        print_lineage_example(server_url(), release)
+        print('\nSee it in the UI: cnpj-assets ui   |   in SQL: psql "$(cnpj-assets db-url)"')
+    return status
+
+
+def ui(port: int) -> int:
+    """Run `dagster dev` on the project's instance and code location."""
+    server = server_url()
+    home = prepare_instance_home(server)
+    os.environ.setdefault("CNPJ_LANDING_DIR", str(cnpj_home() / "landing"))
+    dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
+    command = [dagster, "dev", "-m", "cnpj_assets.definitions", "-p", str(port)]
+    print(f"Dagster UI on http://127.0.0.1:{port} (instance {home})", flush=True)
+    return subprocess.call(command)

@@ -1,0 +1,44 @@
+"""The Dagster instance: runs and events in the same PostgreSQL server, database `dagster`.
+
+The project writes `$CNPJ_HOME/dagster/dagster.yaml` and points DAGSTER_HOME at it, so
+the CLI's loads and `dagster dev` share one instance. The storage URL is read from the
+environment variable DAGSTER_PG_URL by Dagster itself, so it is never written to disk.
+With the pinned versions it must use the `postgresql+psycopg2://` driver.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from cnpj_assets.postgres.server import DAGSTER_DATABASE, ServerUrl, cnpj_home, ensure_database
+
+DAGSTER_YAML = """\
+storage:
+  postgres:
+    postgres_url:
+      env: DAGSTER_PG_URL
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+telemetry:
+  enabled: false
+"""
+
+
+def prepare_instance_home(server: ServerUrl) -> Path:
+    """Write dagster.yaml, create the `dagster` database, set DAGSTER_HOME and the URL."""
+    ensure_database(server, DAGSTER_DATABASE)
+    home = cnpj_home() / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    os.environ["DAGSTER_PG_URL"] = server.sqlalchemy(DAGSTER_DATABASE)
+    return home
+
+
+def get_instance(server: ServerUrl) -> dg.DagsterInstance:
+    prepare_instance_home(server)
+    return dg.DagsterInstance.get()

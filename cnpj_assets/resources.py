@@ -1,0 +1,70 @@
+"""Dagster resources: the PostgreSQL server, the landing folder and the load settings.
+
+The database URL is resolved when a run uses it (CNPJ_DATABASE_URL, else the embedded
+server), never stored as resource config: config is shown in the UI, and a URL may
+carry a password.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from cnpj_assets.landing import Release, discover_release
+from cnpj_assets.loader import LoadSettings
+from cnpj_assets.postgres.server import cnpj_home, server_url
+
+
+class PostgresResource(dg.ConfigurableResource):
+    """The PostgreSQL server the tables load into."""
+
+    def url(self) -> str:
+        return server_url().url
+
+    def redacted_url(self) -> str:
+        return server_url().redacted()
+
+
+class LandingResource(dg.ConfigurableResource):
+    """The landing folder: `<landing_dir>/<YYYY-MM>/*.zip`."""
+
+    landing_dir: str
+
+    def release(self, name: str) -> Release:
+        return discover_release(Path(self.landing_dir), name)
+
+
+class LoadSettingsResource(dg.ConfigurableResource):
+    """Batch sizes, encoding and DuckDB limits of a load."""
+
+    scratch_dir: str
+    batch_rows: int = 1_000_000
+    subbatch_rows: int = 100_000
+    encoding: str = "latin-1"
+    duckdb_threads: int = 2
+    duckdb_memory_limit: str = "1GB"
+
+    def settings(self) -> LoadSettings:
+        return LoadSettings(
+            scratch_dir=Path(self.scratch_dir),
+            batch_rows=self.batch_rows,
+            subbatch_rows=self.subbatch_rows,
+            encoding=self.encoding,
+            duckdb_threads=self.duckdb_threads,
+            duckdb_memory_limit=self.duckdb_memory_limit,
+        )
+
+
+def default_landing_dir() -> str:
+    return os.environ.get("CNPJ_LANDING_DIR") or str(cnpj_home() / "landing")
+
+
+def build_resources(landing_dir: str | None = None) -> dict[str, dg.ConfigurableResource]:
+    """The resources of a run; the landing folder can be overridden (the CLI's --landing)."""
+    return {
+        "postgres": PostgresResource(),
+        "landing": LandingResource(landing_dir=landing_dir or default_landing_dir()),
+        "load_settings": LoadSettingsResource(scratch_dir=str(cnpj_home() / "scratch")),
+    }

@@ -1,0 +1,55 @@
+"""Session fixtures: a real embedded PostgreSQL server and a synthetic release with quirks."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from cnpj_assets.postgres.server import ServerUrl, ensure_database, start_embedded_server
+
+RELEASE = "2026-10"
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerUrl]:
+    """A real PostgreSQL for the whole session; CNPJ_DATABASE_URL points the code at it."""
+    home = tmp_path_factory.mktemp("cnpj_home")
+    previous = {k: os.environ.get(k) for k in ("CNPJ_HOME", "CNPJ_DATABASE_URL")}
+    os.environ["CNPJ_HOME"] = str(home)
+    server = start_embedded_server(home)
+    ensure_database(server, "cnpj_test")
+    url = ServerUrl(server.database("cnpj_test"))
+    os.environ["CNPJ_DATABASE_URL"] = url.url
+    yield url
+    with psycopg.connect(server.database("postgres"), autocommit=True) as connection:
+        connection.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'cnpj_test' AND pid <> pg_backend_pid()"
+        )
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    pid_file = home / "pgdata" / "postmaster.pid"
+    if pid_file.exists():
+        os.kill(int(pid_file.read_text().split()[0]), 15)
+
+
+@pytest.fixture(scope="session")
+def quirks_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A landing folder with one synthetic release that carries every real-world quirk."""
+    from cnpj_assets.synthetic import write_release
+
+    landing = tmp_path_factory.mktemp("landing")
+    write_release(release=RELEASE, rows=3000, out_dir=landing, seed=7, quirks=True)
+    return landing
+
+
+@pytest.fixture(scope="session")
+def quirks_report(quirks_landing: Path) -> dict:
+    return json.loads((quirks_landing / RELEASE / "quirks.json").read_text())

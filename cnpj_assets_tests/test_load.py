@@ -1,0 +1,223 @@
+"""Materialize the ten assets for a synthetic release with quirks, on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+import pytest
+
+from cnpj_assets.assets import RELEASES, TABLE_ASSETS
+from cnpj_assets.postgres.server import ServerUrl
+from cnpj_assets.resources import build_resources
+from cnpj_assets.specs import TABLES
+from cnpj_assets_tests.conftest import RELEASE
+from cnpj_assets_tests.oracle import read_table
+
+
+def materialize(
+    landing: Path, release: str, selection: list[str] | None = None
+) -> dg.ExecuteInProcessResult:
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(RELEASES.name, [release])
+    assets = [a for a in TABLE_ASSETS if selection is None or a.key.path[-1] in selection]
+    return dg.materialize(
+        assets,
+        instance=instance,
+        partition_key=release,
+        resources=build_resources(str(landing)),
+        raise_on_error=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def loaded(postgres_server: ServerUrl, quirks_landing: Path) -> dg.ExecuteInProcessResult:
+    result = materialize(quirks_landing, RELEASE)
+    assert result.success
+    return result
+
+
+def query(server: ServerUrl, statement: str, params: tuple = ()) -> list[tuple]:
+    with psycopg.connect(server.url) as connection:
+        return connection.execute(statement, params).fetchall()
+
+
+def count_rows(server: ServerUrl, table: str, release: str = RELEASE) -> int:
+    return query(server, f"SELECT count(*) FROM cnpj.{table} WHERE release = %s", (release,))[0][0]
+
+
+@pytest.mark.parametrize("table", list(TABLES))
+def test_row_counts_equal_the_lines_minus_the_rejects(
+    loaded: dg.ExecuteInProcessResult, postgres_server: ServerUrl, quirks_landing: Path, table: str
+) -> None:
+    oracle = read_table(quirks_landing, RELEASE, table)
+    expected = sum(len(f.good) for f in oracle.values())
+    assert count_rows(postgres_server, table) == expected
+    rejected = query(
+        postgres_server,
+        """SELECT f.zip_name, r.line FROM cnpj_audit.rejected_row r
+           JOIN cnpj_audit.file_load f ON f.id = r.file_load_id
+           JOIN cnpj_audit.table_load t ON t.id = f.table_load_id
+           WHERE t.dagster_run_id = %s AND t.table_name = %s ORDER BY 1, 2""",
+        (loaded.run_id, table),
+    )
+    expected_rejects = sorted((name, line) for name, f in oracle.items() for line in f.bad)
+    assert rejected == expected_rejects
+
+
+def test_the_quirks_release_has_rejects_and_multiline_rows(quirks_landing: Path) -> None:
+    oracle = {}
+    for table in ("estabelecimentos", "empresas", "socios"):
+        oracle |= read_table(quirks_landing, RELEASE, table)
+    assert sum(len(f.bad) for f in oracle.values()) >= 2
+    assert any("\n" in field for f in oracle.values() for _, record in f.good for field in record)
+
+
+def test_values_round_trip(loaded, postgres_server: ServerUrl, quirks_landing: Path) -> None:
+    oracle = read_table(quirks_landing, RELEASE, "empresas")
+    records = [record for f in oracle.values() for _, record in f.good]
+    accented = next(r for r in records if any(ch in r[1] for ch in "ÃÇÉÕÁ"))
+    rows = query(
+        postgres_server,
+        "SELECT razao_social, natureza_juridica, capital_social, porte_empresa "
+        "FROM cnpj.empresas WHERE release = %s AND cnpj_basico = %s",
+        (RELEASE, accented[0]),
+    )
+    assert (rows[0][0], rows[0][1], rows[0][3]) == (accented[1], accented[2], accented[5])
+    assert rows[0][2] == Decimal(accented[4].replace(".", "").replace(",", "."))
+    zero_padded = query(
+        postgres_server,
+        "SELECT count(*) FROM cnpj.estabelecimentos WHERE release = %s AND municipio LIKE '0%%'",
+        (RELEASE,),
+    )[0][0]
+    assert zero_padded > 0
+    alphanumeric = query(
+        postgres_server,
+        "SELECT count(*) FROM cnpj.empresas WHERE release = %s AND cnpj_basico ~ '[A-Z]'",
+        (RELEASE,),
+    )[0][0]
+    assert alphanumeric > 0
+    dates = query(
+        postgres_server,
+        "SELECT count(*) FILTER (WHERE data_inicio_atividade IS NULL), "
+        "count(*) FILTER (WHERE data_inicio_atividade > DATE '1900-01-01') "
+        "FROM cnpj.estabelecimentos WHERE release = %s",
+        (RELEASE,),
+    )[0]
+    assert dates[0] > 0 and dates[1] > 0
+
+
+def test_multiline_values_and_their_lines(
+    loaded, postgres_server: ServerUrl, quirks_landing: Path
+) -> None:
+    oracle = read_table(quirks_landing, RELEASE, "estabelecimentos")
+    for zip_name, f in oracle.items():
+        for start, record in f.good:
+            if "\n" in record[4]:
+                rows = query(
+                    postgres_server,
+                    """SELECT e.nome_fantasia, f.zip_name, s.first_line, s.last_line
+                       FROM cnpj.estabelecimentos e
+                       JOIN cnpj_audit.subbatch_load s ON s.id = e._subbatch_id
+                       JOIN cnpj_audit.batch_load b ON b.id = s.batch_load_id
+                       JOIN cnpj_audit.file_load f ON f.id = b.file_load_id
+                       WHERE e.release = %s AND e.cnpj_basico = %s AND e.cnpj_ordem = %s""",
+                    (RELEASE, record[0], record[1]),
+                )
+                name, loaded_zip, first, last = rows[0]
+                assert name == record[4].replace("\x00", "")
+                assert loaded_zip == zip_name
+                assert first <= start <= last
+                return
+    pytest.fail("the quirks release has no multi-line nome_fantasia")
+
+
+def test_audit_tree_adds_up_and_matches_metadata(loaded, postgres_server: ServerUrl) -> None:
+    materializations = loaded.get_asset_materialization_events()
+    assert len(materializations) == len(TABLES)
+    for event in materializations:
+        metadata = event.materialization.metadata
+        load_id = metadata["table_load_id"].value
+        table_rows, status = query(
+            postgres_server,
+            "SELECT rows, status FROM cnpj_audit.table_load WHERE id = %s",
+            (load_id,),
+        )[0]
+        assert status == "COMPLETED"
+        assert metadata["dagster/row_count"].value == table_rows
+        levels = query(
+            postgres_server,
+            """SELECT
+                 (SELECT sum(rows) FROM cnpj_audit.file_load WHERE table_load_id = %(id)s),
+                 (SELECT sum(b.rows) FROM cnpj_audit.batch_load b JOIN cnpj_audit.file_load f
+                    ON f.id = b.file_load_id WHERE f.table_load_id = %(id)s),
+                 (SELECT sum(s.rows) FROM cnpj_audit.subbatch_load s
+                    JOIN cnpj_audit.batch_load b ON b.id = s.batch_load_id
+                    JOIN cnpj_audit.file_load f ON f.id = b.file_load_id WHERE f.table_load_id = %(id)s),
+                 (SELECT count(*) FROM cnpj_audit.subbatch_load s
+                    JOIN cnpj_audit.batch_load b ON b.id = s.batch_load_id
+                    JOIN cnpj_audit.file_load f ON f.id = b.file_load_id
+                    WHERE f.table_load_id = %(id)s AND s.status <> 'COMPLETED')""",
+            {"id": load_id},
+        )[0]
+        assert levels[:3] == (table_rows, table_rows, table_rows)
+        assert levels[3] == 0
+        table = event.asset_key.path[-1]
+        assert metadata["dagster/table_name"].value == f"cnpj.{table}_{RELEASE.replace('-', '_')}"
+        lineage = query(
+            postgres_server,
+            f"""SELECT count(*) FROM cnpj.{table} d
+                JOIN cnpj_audit.subbatch_load s ON s.id = d._subbatch_id
+                JOIN cnpj_audit.batch_load b ON b.id = s.batch_load_id
+                JOIN cnpj_audit.file_load f ON f.id = b.file_load_id
+                WHERE f.table_load_id = %s AND d.release = %s""",
+            (load_id, RELEASE),
+        )[0][0]
+        assert lineage == table_rows
+
+
+def test_rematerializing_replaces_the_release_exactly(
+    loaded, postgres_server: ServerUrl, quirks_landing: Path
+) -> None:
+    before = {t: count_rows(postgres_server, t) for t in ("cnaes", "empresas")}
+    again = materialize(quirks_landing, RELEASE, ["cnaes", "empresas"])
+    assert again.success
+    assert {t: count_rows(postgres_server, t) for t in before} == before
+    children = query(
+        postgres_server,
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'empresas'",
+    )
+    assert children == [("empresas_2026_10",)]
+
+
+def test_a_corrupt_zip_fails_naming_it_and_keeps_the_loaded_release(
+    loaded, postgres_server: ServerUrl, quirks_landing: Path, tmp_path: Path
+) -> None:
+    landing = tmp_path / "landing"
+    shutil.copytree(quirks_landing / RELEASE, landing / RELEASE)
+    broken = landing / RELEASE / "Socios3.zip"
+    broken.write_bytes(broken.read_bytes()[: broken.stat().st_size // 2])
+    before = count_rows(postgres_server, "socios")
+    result = materialize(landing, RELEASE, ["socios"])
+    assert not result.success
+    failure = result.get_step_failure_events()[0]
+    assert "Socios3.zip" in str(failure.step_failure_data.error)
+    assert count_rows(postgres_server, "socios") == before
+    statuses = query(
+        postgres_server,
+        """SELECT t.status, f.zip_name, f.status, f.error FROM cnpj_audit.table_load t
+           JOIN cnpj_audit.file_load f ON f.table_load_id = t.id
+           WHERE t.dagster_run_id = %s AND f.status = 'FAILED'""",
+        (result.run_id,),
+    )
+    assert [(s[0], s[1], s[2]) for s in statuses] == [("FAILED", "Socios3.zip", "FAILED")]
+    assert "Socios3.zip" in statuses[0][3]
+    leftovers = query(
+        postgres_server,
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'cnpj' AND tablename LIKE 'socios%%load%%'",
+    )[0][0]
+    assert leftovers == 0
