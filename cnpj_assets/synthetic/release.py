@@ -6,6 +6,7 @@ import datetime as dt
 import itertools
 import random
 import re
+from collections.abc import Collection
 from pathlib import Path
 
 from cnpj_assets.specs import TABLES, TableSpec
@@ -46,8 +47,11 @@ def member_date(day: dt.date) -> str:
 class _ReleaseWriter:
     """Writes the files of one release in turn, collecting their reports."""
 
-    def __init__(self, rows: int, seed: int, day: dt.date, quirks: bool) -> None:
+    def __init__(
+        self, rows: int, seed: int, day: dt.date, quirks: bool, only: Collection[str] | None
+    ) -> None:
         self.rows = rows
+        self.only = set(only) if only is not None else None
         self.seed = seed
         self.day = day
         self.quirks = quirks
@@ -63,6 +67,8 @@ class _ReleaseWriter:
         timestamp = dt.datetime.combine(self.day, dt.time())
         for spec in TABLES.values():
             for number, zip_name in enumerate(spec.zip_names()):
+                if self.only is not None and zip_name not in self.only:
+                    continue
                 member = spec.member_name(number, member_date(self.day))
                 with zip_member(folder / zip_name, member, timestamp) as writer:
                     if spec.is_lookup:
@@ -147,14 +153,21 @@ class _ReleaseWriter:
 
 
 def write_release(
-    release: str, rows: int, out_dir: Path, seed: int = 0, quirks: bool = False
+    release: str,
+    rows: int,
+    out_dir: Path,
+    seed: int = 0,
+    quirks: bool = False,
+    only: Collection[str] | None = None,
 ) -> ReleaseReport:
     """Write a synthetic release into `out_dir/<release>/`: 37 zips and quirks.json.
 
     `rows` is the number of empresas rows; establishments (~1.05x), partners (~0.4x) and
     Simples rows (~0.58x) follow from it, lookups have their real sizes. The bytes depend
     only on the arguments. With `quirks`, every real-world quirk of the layout is planted
-    at a reported line (see quirks.QUIRKS); that needs at least 100 rows.
+    at a reported line (see quirks.QUIRKS); that needs at least 100 rows. `only` names
+    the zips to write (benchmarks want one big file, not a release); the others are
+    skipped but the data stays the same as in a full release.
     """
     if rows < 0:
         raise ValueError("rows must be >= 0")
@@ -163,7 +176,7 @@ def write_release(
     day = extraction_date(release)
     folder = Path(out_dir) / release
     folder.mkdir(parents=True, exist_ok=True)
-    release_writer = _ReleaseWriter(rows, seed, day, quirks)
+    release_writer = _ReleaseWriter(rows, seed, day, quirks, only)
     release_writer.write_all(folder)
     report = release_writer.report(release)
     report.save(folder)

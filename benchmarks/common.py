@@ -1,0 +1,43 @@
+"""Shared pieces of the benchmarks: making one big synthetic file, measuring time and memory.
+
+Every benchmark prints a ratio to a reference measured in the same run, because the
+machines are shared and noisy: absolute seconds mean little, ratios travel.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from cnpj_assets.synthetic import write_release
+
+RELEASE = "2026-10"
+SHARE_OF_FILE_0 = 0.41  # the generator puts 41% of the companies in file 0
+ESTABELECIMENTOS_PER_COMPANY = 1.05
+
+T = TypeVar("T")
+
+
+def companies_for_file0_rows(rows: int) -> int:
+    """Companies a release needs for Estabelecimentos0 to hold about `rows` rows."""
+    return int(rows / (SHARE_OF_FILE_0 * ESTABELECIMENTOS_PER_COMPANY)) + 1
+
+
+def make_files(folder: Path, rows: int, zips: list[str]) -> Path:
+    """Write only the named zips of a release sized so Estabelecimentos0 has ~`rows` rows."""
+    write_release(RELEASE, companies_for_file0_rows(rows), folder, seed=1, only=zips)
+    return folder / RELEASE
+
+
+def timed(function: Callable[[], T]) -> tuple[T, float]:
+    started = time.perf_counter()
+    value = function()
+    return value, time.perf_counter() - started
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
