@@ -179,7 +179,13 @@ class TableLoader:
         )
         audit.set_line_ranges("batch_load", [(*result.lines(s), i) for i, s in batch_spans])
         audit.set_line_ranges("subbatch_load", [(*result.lines(s), i) for i, s in subbatch_spans])
-        file_node.extra["invalid_values"] = psycopg.types.json.Jsonb(result.invalid_values)
+        file_node.extra.update(
+            {
+                "invalid_values": psycopg.types.json.Jsonb(result.invalid_values),
+                "blank_lines": len(read.member.stats.blank_lines),
+                "continuation_lines": result.continuation_lines,
+            }
+        )
         if result.rejects:
             self.progress(
                 f"{child.spec.name} {read.member.zip_path.name}: {len(result.rejects)} rejected "

@@ -41,6 +41,8 @@ CREATE TABLE IF NOT EXISTS cnpj_audit.file_load (
     zip_bytes bigint,
     member_bytes bigint,
     lines bigint,
+    blank_lines bigint,
+    continuation_lines bigint,
     status text NOT NULL,
     started_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     finished_at timestamptz,
@@ -96,6 +98,10 @@ CREATE TABLE IF NOT EXISTS cnpj_audit.rejected_row (
     raw text NOT NULL,
     reason text NOT NULL
 );
+
+ALTER TABLE cnpj_audit.file_load
+    ADD COLUMN IF NOT EXISTS blank_lines bigint,
+    ADD COLUMN IF NOT EXISTS continuation_lines bigint;
 
 CREATE INDEX IF NOT EXISTS file_load_table_load_id ON cnpj_audit.file_load (table_load_id);
 CREATE INDEX IF NOT EXISTS batch_load_file_load_id ON cnpj_audit.batch_load (file_load_id);

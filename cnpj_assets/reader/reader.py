@@ -95,6 +95,7 @@ class FileReadResult:
     rejects: list[Reject] = field(default_factory=list)
     invalid_values: dict[str, int] = field(default_factory=dict)
     line_map: LineMap | None = None
+    continuation_lines: int = 0  # lines past the first of records with newlines in quotes
 
     def lines(self, span: RowSpan) -> tuple[int, int]:
         """First and last physical line of a span's records."""
@@ -179,6 +180,9 @@ class FileRead:
         except ValueError as error:
             raise self._accounting_error(f"lines cannot be placed ({error})") from error
         self.result.line_map = line_map
+        self.result.continuation_lines = sum(self._multiline_rows.values()) + sum(
+            p.newlines for p in positions
+        )
         self.result.rejects = [
             Reject(line_map.reject_lines[record], record, raw or "", reason)
             for record, raw, reason in records

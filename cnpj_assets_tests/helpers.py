@@ -1,0 +1,37 @@
+"""Helpers shared by the tests that load releases and read them back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+
+from cnpj_assets.assets import RELEASES, TABLE_ASSETS
+from cnpj_assets.postgres.server import ServerUrl
+from cnpj_assets.resources import build_resources
+from cnpj_assets_tests.conftest import RELEASE
+
+
+def materialize(
+    landing: Path, release: str, selection: list[str] | None = None
+) -> dg.ExecuteInProcessResult:
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(RELEASES.name, [release])
+    assets = [a for a in TABLE_ASSETS if selection is None or a.key.path[-1] in selection]
+    return dg.materialize(
+        assets,
+        instance=instance,
+        partition_key=release,
+        resources=build_resources(str(landing)),
+        raise_on_error=False,
+    )
+
+
+def query(server: ServerUrl, statement: str, params: tuple = ()) -> list[tuple]:
+    with psycopg.connect(server.url) as connection:
+        return connection.execute(statement, params).fetchall()
+
+
+def count_rows(server: ServerUrl, table: str, release: str = RELEASE) -> int:
+    return query(server, f"SELECT count(*) FROM cnpj.{table} WHERE release = %s", (release,))[0][0]
