@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from cnpj_assets.specs import TABLES
 from cnpj_assets.synthetic import write_release
 
 RELEASE = "2026-10"
@@ -29,6 +30,13 @@ def companies_for_file0_rows(rows: int) -> int:
 def make_files(folder: Path, rows: int, zips: list[str]) -> Path:
     """Write only the named zips of a release sized so Estabelecimentos0 has ~`rows` rows."""
     write_release(RELEASE, companies_for_file0_rows(rows), folder, seed=1, only=zips)
+    return folder / RELEASE
+
+
+def make_tables(folder: Path, rows: int, tables: list[str]) -> Path:
+    """Write every zip of these tables for a release with about `rows` establishments."""
+    zips = [name for table in tables for name in TABLES[table].zip_names()]
+    write_release(RELEASE, int(rows / ESTABELECIMENTOS_PER_COMPANY), folder, seed=1, only=zips)
     return folder / RELEASE
 
 

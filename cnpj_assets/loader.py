@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,18 @@ import psycopg
 from cnpj_assets.audit import AuditNode, AuditService, audit_tree
 from cnpj_assets.landing import Release, ReleaseFile
 from cnpj_assets.postgres import tables
+from cnpj_assets.postgres.copy_pool import CopyPool, results_in_order
 from cnpj_assets.postgres.writer import copy_rows
-from cnpj_assets.reader import FileRead, ReaderSettings, extract_member, read_member
+from cnpj_assets.reader import (
+    ExtractedMember,
+    FileRead,
+    ReaderSettings,
+    RowSpan,
+    SubBatch,
+    extract_member,
+    read_member,
+)
+from cnpj_assets.reader.prefetch import prefetched
 from cnpj_assets.specs import TableSpec
 
 ProgressCallback = Callable[[str], None]
@@ -35,6 +46,7 @@ class LoadSettings:
     encoding: str = "latin-1"
     duckdb_threads: int = 2
     duckdb_memory_limit: str = "1GB"
+    copy_streams: int = 2
 
     def reader_settings(self) -> ReaderSettings:
         return ReaderSettings(
@@ -79,12 +91,21 @@ class TableLoader:
     def load(
         self, spec: TableSpec, release: Release, run: RunInfo | None = None
     ) -> TableLoadSummary:
-        run = run or RunInfo()
-        files = release.files_for(spec.name)
+        """Load every file the release has for this table; a missing one is an error."""
+        return self.load_files(spec, release.name, release.files_for(spec.name), run)
+
+    def load_files(
+        self,
+        spec: TableSpec,
+        release: str,
+        files: tuple[ReleaseFile, ...],
+        run: RunInfo | None = None,
+    ) -> TableLoadSummary:
+        """Load exactly these files as the table's release (benchmarks load one big file)."""
         audit = AuditService(self.database_url)
         try:
             with psycopg.connect(self.database_url, autocommit=True) as data:
-                return self._load(audit, data, spec, release, files, run)
+                return self._load(audit, data, spec, release, files, run or RunInfo())
         finally:
             audit.close()
 
@@ -93,7 +114,7 @@ class TableLoader:
         audit: AuditService,
         data: psycopg.Connection,
         spec: TableSpec,
-        release: Release,
+        release: str,
         files: tuple[ReleaseFile, ...],
         run: RunInfo,
     ) -> TableLoadSummary:
@@ -102,33 +123,38 @@ class TableLoader:
             "partition_key": run.partition_key,
             "dagster_run_id": run.dagster_run_id,
         }
-        with audit.table_context(spec.name, release.name, **dagster) as table_node:
-            child = tables.create_loading_child(data, spec, release.name, table_node.id)
+        with audit.table_context(spec.name, release, **dagster) as table_node:
+            child = tables.create_loading_child(data, spec, release, table_node.id)
+            scratch = self.settings.scratch_dir / f"load{table_node.id}"
             try:
-                for file in files:
-                    self._load_file(audit, data, spec, child, table_node, file)
+                with CopyPool(self.database_url, self.settings.copy_streams) as pool:
+                    for file, member in prefetched(_extracted(files, scratch)):
+                        self._load_file(audit, pool, spec, child, table_node, file, member)
                 self.progress(f"{spec.name}: building key and indexes on {table_node.rows:,} rows")
                 duplicates = tables.build_indexes(data, child)
                 target = tables.swap_in(data, child)
             except BaseException:
                 tables.drop_child(data, child)
                 raise
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
             table_node.extra.update({"target_table": target, "duplicate_keys": duplicates})
         return TableLoadSummary(table_node.id, target, audit_tree(audit.connection, table_node.id))
 
     def _load_file(
         self,
         audit: AuditService,
-        data: psycopg.Connection,
+        pool: CopyPool,
         spec: TableSpec,
         child: tables.LoadingChild,
         table_node: AuditNode,
         file: ReleaseFile,
+        member: ExtractedMember | Exception,
     ) -> None:
-        scratch = self.settings.scratch_dir / f"load{table_node.id}"
         with audit.file_context(table_node, file.zip_name) as file_node:
+            if isinstance(member, Exception):
+                raise member
             try:
-                member = extract_member(file.path, scratch)
                 file_node.extra.update(
                     {
                         "member_name": member.member_name,
@@ -142,31 +168,31 @@ class TableLoader:
                     table_node.extra.get("bytes_read", 0) + member.stats.bytes
                 )
                 read = read_member(spec, member, self.settings.reader_settings())
-                self._copy_batches(audit, data, child, file_node, read)
+                self._copy_batches(audit, pool, child, file_node, read)
             finally:
-                shutil.rmtree(scratch, ignore_errors=True)
+                member.path.unlink(missing_ok=True)
 
     def _copy_batches(
         self,
         audit: AuditService,
-        data: psycopg.Connection,
+        pool: CopyPool,
         child: tables.LoadingChild,
         file_node: AuditNode,
         read: FileRead,
     ) -> None:
         started = time.perf_counter()
         lines_total = max(read.member.stats.physical_lines, 1)
-        batch_spans, subbatch_spans = [], []
-        for batch in read.batches():
+        batch_spans: list[tuple[int, RowSpan]] = []
+        subbatch_spans: list[tuple[int, RowSpan]] = []
+        for batch in prefetched(read.batches()):
             span = batch.span
             with audit.batch_context(file_node, batch.index, span.first_row, span.last_row) as node:
                 batch_spans.append((node.id, span))
-                for sub in batch.subbatches(self.settings.subbatch_rows):
-                    first, last = sub.span.first_row, sub.span.last_row
-                    with audit.subbatch_context(node, sub.index, first, last) as sub_node:
-                        subbatch_spans.append((sub_node.id, sub.span))
-                        sub_node.bytes = copy_rows(data, child, sub.data, sub_node.id)
-                        sub_node.rows = sub.data.num_rows
+                futures = [
+                    pool.submit(partial(_copy_subbatch, audit, node, child, sub))
+                    for sub in batch.subbatches(self.settings.subbatch_rows)
+                ]
+                subbatch_spans.extend(results_in_order(futures))
             done = file_node.rows
             rate = done / max(time.perf_counter() - started, 1e-9)
             self.progress(
@@ -191,3 +217,33 @@ class TableLoader:
                 f"{child.spec.name} {read.member.zip_path.name}: {len(result.rejects)} rejected "
                 f"lines quarantined in cnpj_audit.rejected_row"
             )
+
+
+def _copy_subbatch(
+    audit: AuditService,
+    batch_node: AuditNode,
+    child: tables.LoadingChild,
+    sub: SubBatch,
+    connection: psycopg.Connection,
+) -> tuple[int, RowSpan]:
+    """One sub-batch: its audit context around one COPY, on a pool stream's connection."""
+    span = sub.span
+    with audit.subbatch_context(batch_node, sub.index, span.first_row, span.last_row) as node:
+        node.bytes = copy_rows(connection, child, sub.data, node.id)
+        node.rows = sub.data.num_rows
+    return node.id, span
+
+
+def _extracted(
+    files: tuple[ReleaseFile, ...], scratch: Path
+) -> Iterator[tuple[ReleaseFile, ExtractedMember | Exception]]:
+    """Each file with its extracted member, or the error that names it.
+
+    Run through `prefetched`, the next zip inflates while the current one is COPYed;
+    an error is handed over, not raised, so it fails the right file's audit context.
+    """
+    for file in files:
+        try:
+            yield file, extract_member(file.path, scratch)
+        except Exception as error:  # raised again inside that file's context
+            yield file, error

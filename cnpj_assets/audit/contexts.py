@@ -8,6 +8,7 @@ autocommits, so a failed load still leaves its FAILED rows behind.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,6 +50,7 @@ class AuditService:
 
     def __init__(self, url: str) -> None:
         self.connection = psycopg.connect(url, autocommit=True)
+        self._rollup = threading.Lock()  # sub-batches close in several COPY threads
         ensure_audit_schema(self.connection)
 
     def close(self) -> None:
@@ -97,10 +99,12 @@ class AuditService:
             **node.extra,
         }
         self.update(node, values)
-        if node.parent is not None:
-            node.parent.rows += node.rows
-            node.parent.bytes += node.bytes
-            node.parent.rejects += node.rejects
+        parent = node.parent
+        if parent is not None:
+            with self._rollup:
+                parent.rows += node.rows
+                parent.bytes += node.bytes
+                parent.rejects += node.rejects
 
     def table_context(self, table_name: str, release: str, **dagster: str | None) -> Any:
         """One per asset partition; `dagster` holds asset_key, partition_key, dagster_run_id."""

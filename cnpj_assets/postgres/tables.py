@@ -100,6 +100,7 @@ def build_indexes(connection: psycopg.Connection, child: LoadingChild) -> int:
     values is returned for the metadata. The lineage column gets a BRIN index: its
     values grow with the file, so a few pages index millions of rows.
     """
+    connection.execute("SET maintenance_work_mem = '512MB'")
     duplicates = 0
     if child.spec.key:
         try:
