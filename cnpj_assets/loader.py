@@ -18,7 +18,7 @@ import psycopg
 
 from cnpj_assets.audit import AuditNode, AuditService, audit_tree
 from cnpj_assets.landing import Release, ReleaseFile
-from cnpj_assets.postgres import tables
+from cnpj_assets.postgres import load_lock, tables
 from cnpj_assets.postgres.copy_pool import CopyPool, results_in_order
 from cnpj_assets.postgres.writer import copy_rows
 from cnpj_assets.reader import (
@@ -102,12 +102,43 @@ class TableLoader:
         run: RunInfo | None = None,
     ) -> TableLoadSummary:
         """Load exactly these files as the table's release (benchmarks load one big file)."""
+        run = run or RunInfo()
         audit = AuditService(self.database_url)
         try:
             with psycopg.connect(self.database_url, autocommit=True) as data:
-                return self._load(audit, data, spec, release, files, run or RunInfo())
+                self._lock(audit, data, spec, release, run)
+                try:
+                    return self._load(audit, data, spec, release, files, run)
+                finally:
+                    load_lock.unlock(data, spec.name, release)
         finally:
             audit.close()
+
+    def _lock(
+        self,
+        audit: AuditService,
+        data: psycopg.Connection,
+        spec: TableSpec,
+        release: str,
+        run: RunInfo,
+    ) -> None:
+        """Take the table's load lock, then close what dead runs left RUNNING."""
+        if not load_lock.try_lock(data, spec.name, release):
+            holders = ", ".join(
+                f"run {run_id or '(outside Dagster)'} (table_load {load_id}, since {started})"
+                for load_id, run_id, started in audit.running_loads(spec.name, release)
+            )
+            raise load_lock.LoadLockedError(
+                f"{spec.name} {release} is already being loaded by {holders or 'another process'}; "
+                "wait for it to finish or stop it"
+            )
+        me = f"run {run.dagster_run_id}" if run.dagster_run_id else "a later load"
+        for dead in audit.abandon_dead_loads(spec.name, release, me):
+            tables.drop_child(data, tables.loading_child(spec, release, dead))
+            self.progress(
+                f"{spec.name} {release}: table_load {dead} was left by a dead run, "
+                "marked ABANDONED and its unfinished table dropped"
+            )
 
     def _load(
         self,

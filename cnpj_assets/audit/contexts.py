@@ -20,7 +20,31 @@ from psycopg import sql
 
 from cnpj_assets.audit.schema import ensure_audit_schema
 
-RUNNING, COMPLETED, FAILED = "RUNNING", "COMPLETED", "FAILED"
+RUNNING, COMPLETED, FAILED, ABANDONED = "RUNNING", "COMPLETED", "FAILED", "ABANDONED"
+
+_ABANDON = """
+WITH tables AS (
+    UPDATE cnpj_audit.table_load SET status = 'ABANDONED', finished_at = clock_timestamp(),
+           error = %(reason)s
+    WHERE table_name = %(table)s AND release = %(release)s AND status = 'RUNNING'
+    RETURNING id
+), files AS (
+    UPDATE cnpj_audit.file_load SET status = 'ABANDONED', finished_at = clock_timestamp()
+    WHERE table_load_id IN (SELECT id FROM tables) AND status = 'RUNNING' RETURNING id
+), batches AS (
+    UPDATE cnpj_audit.batch_load b SET status = 'ABANDONED', finished_at = clock_timestamp()
+    FROM cnpj_audit.file_load f, tables t
+    WHERE b.file_load_id = f.id AND f.table_load_id = t.id AND b.status = 'RUNNING'
+    RETURNING b.id
+), subbatches AS (
+    UPDATE cnpj_audit.subbatch_load s SET status = 'ABANDONED', finished_at = clock_timestamp()
+    FROM cnpj_audit.batch_load b, cnpj_audit.file_load f, tables t
+    WHERE s.batch_load_id = b.id AND b.file_load_id = f.id AND f.table_load_id = t.id
+      AND s.status = 'RUNNING'
+    RETURNING s.id
+)
+SELECT id FROM tables
+"""
 
 
 @dataclass
@@ -105,6 +129,26 @@ class AuditService:
                 parent.rows += node.rows
                 parent.bytes += node.bytes
                 parent.rejects += node.rejects
+
+    def abandon_dead_loads(self, table_name: str, release: str, found_by: str) -> list[int]:
+        """Mark loads of this table and release still RUNNING as ABANDONED; return their ids.
+
+        Call it only while holding the table's load lock: then no live process owns
+        them, their run died (kill -9, lost machine) before it could close its rows.
+        """
+        reason = f"abandoned: its process died before finishing; found by {found_by}"
+        rows = self.connection.execute(
+            _ABANDON, {"table": table_name, "release": release, "reason": reason}
+        ).fetchall()
+        return [int(row[0]) for row in rows]
+
+    def running_loads(self, table_name: str, release: str) -> list[tuple[int, str | None, Any]]:
+        """(id, Dagster run id, start) of the loads of this table and release still RUNNING."""
+        return self.connection.execute(
+            "SELECT id, dagster_run_id, started_at FROM cnpj_audit.table_load "
+            "WHERE table_name = %s AND release = %s AND status = 'RUNNING' ORDER BY id",
+            (table_name, release),
+        ).fetchall()
 
     def table_context(self, table_name: str, release: str, **dagster: str | None) -> Any:
         """One per asset partition; `dagster` holds asset_key, partition_key, dagster_run_id."""

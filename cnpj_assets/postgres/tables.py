@@ -67,12 +67,17 @@ class LoadingChild:
         return [*self.spec.column_names, LINEAGE_COLUMN]
 
 
+def loading_child(spec: TableSpec, release: str, table_load_id: int) -> LoadingChild:
+    """The child a load fills, named after its audit id so two loads never collide."""
+    return LoadingChild(spec, release, f"{child_name(spec, release)}_load{table_load_id}")
+
+
 def create_loading_child(
     connection: psycopg.Connection, spec: TableSpec, release: str, table_load_id: int
 ) -> LoadingChild:
-    """A fresh child for this load, named after the audit id so two loads never collide."""
+    """Create the fresh, unattached child of this load."""
     ensure_parent(connection, spec)
-    child = LoadingChild(spec, release, f"{child_name(spec, release)}_load{table_load_id}")
+    child = loading_child(spec, release, table_load_id)
     connection.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(child.identifier))
     connection.execute(
         sql.SQL(

@@ -1,0 +1,248 @@
+"""Loads that survive kill -9, concurrency and hostile input, and lose nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from cnpj_assets.landing import ReleaseError, discover_release
+from cnpj_assets.loader import LoadSettings, RunInfo, TableLoader
+from cnpj_assets.postgres import load_lock
+from cnpj_assets.postgres.server import ServerUrl
+from cnpj_assets.reader import MemberError, ReaderSettings, extract_member, read_member
+from cnpj_assets.reader.member import ExtractLimits
+from cnpj_assets.specs import TABLES
+from cnpj_assets.synthetic import write_release
+from cnpj_assets_tests.helpers import count_rows, materialize, query
+
+RELEASE = "2025-06"
+
+KILLED_LOAD = """
+import sys
+from pathlib import Path
+from cnpj_assets.landing import discover_release
+from cnpj_assets.loader import LoadSettings, RunInfo, TableLoader
+from cnpj_assets.specs import TABLES
+url, landing, scratch = sys.argv[1:4]
+settings = LoadSettings(scratch_dir=Path(scratch), batch_rows=2000, subbatch_rows=1000)
+loader = TableLoader(url, settings, progress=lambda _: None)
+loader.load(TABLES["estabelecimentos"], discover_release(Path(landing), "2025-06"),
+            RunInfo(dagster_run_id="victim-run"))
+"""
+
+
+@pytest.fixture(scope="module")
+def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("robust_landing")
+    write_release(RELEASE, 40_000, folder, seed=3)
+    return folder
+
+
+def loader(server: ServerUrl, tmp_path: Path) -> TableLoader:
+    return TableLoader(server.url, LoadSettings(scratch_dir=tmp_path / "scratch"), lambda _: None)
+
+
+def statuses(server: ServerUrl, run_id: str) -> list[str]:
+    return [
+        row[0]
+        for row in query(
+            server,
+            """SELECT s.status FROM cnpj_audit.subbatch_load s
+               JOIN cnpj_audit.batch_load b ON b.id = s.batch_load_id
+               JOIN cnpj_audit.file_load f ON f.id = b.file_load_id
+               JOIN cnpj_audit.table_load t ON t.id = f.table_load_id
+               WHERE t.dagster_run_id = %s""",
+            (run_id,),
+        )
+    ]
+
+
+def test_kill_9_mid_load_keeps_the_old_release_and_the_next_run_finishes(
+    postgres_server: ServerUrl, landing: Path, tmp_path: Path
+) -> None:
+    spec = TABLES["estabelecimentos"]
+    release = discover_release(landing, RELEASE)
+    loader(postgres_server, tmp_path).load(spec, release)
+    expected = count_rows(postgres_server, "estabelecimentos", RELEASE)
+    victim = subprocess.Popen(
+        [sys.executable, "-c", KILLED_LOAD, postgres_server.url, str(landing), str(tmp_path / "v")]
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while statuses(postgres_server, "victim-run").count("COMPLETED") < 3:
+            assert victim.poll() is None, "the load finished before it could be killed"
+            assert time.monotonic() < deadline, "no sub-batch committed in time"
+            time.sleep(0.05)
+        os.kill(victim.pid, signal.SIGKILL)
+    finally:
+        victim.wait()
+    assert count_rows(postgres_server, "estabelecimentos", RELEASE) == expected
+    assert "RUNNING" in statuses(postgres_server, "victim-run")
+
+    loader(postgres_server, tmp_path).load(spec, release, RunInfo(dagster_run_id="rescue-run"))
+
+    assert count_rows(postgres_server, "estabelecimentos", RELEASE) == expected
+    duplicates = query(
+        postgres_server,
+        """SELECT count(*) FROM (SELECT 1 FROM cnpj.estabelecimentos WHERE release = %s
+           GROUP BY cnpj_basico, cnpj_ordem, cnpj_dv HAVING count(*) > 1) d""",
+        (RELEASE,),
+    )[0][0]
+    assert duplicates == 0
+    victim_tables = query(
+        postgres_server,
+        "SELECT status, error FROM cnpj_audit.table_load WHERE dagster_run_id = 'victim-run'",
+    )
+    assert victim_tables[0][0] == "ABANDONED" and "rescue-run" in victim_tables[0][1]
+    assert set(statuses(postgres_server, "victim-run")) <= {"COMPLETED", "ABANDONED"}
+    leftovers = query(
+        postgres_server,
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'cnpj' AND tablename LIKE '%%_load%%'",
+    )[0][0]
+    assert leftovers == 0
+
+
+def test_a_second_load_of_the_same_partition_is_refused_naming_the_first(
+    postgres_server: ServerUrl, landing: Path, tmp_path: Path
+) -> None:
+    with psycopg.connect(postgres_server.url, autocommit=True) as holder:
+        assert load_lock.try_lock(holder, "cnaes", RELEASE)
+        holder.execute(
+            "INSERT INTO cnpj_audit.table_load (table_name, release, status, dagster_run_id) "
+            "VALUES ('cnaes', %s, 'RUNNING', 'first-run')",
+            (RELEASE,),
+        )
+        with pytest.raises(load_lock.LoadLockedError, match="first-run"):
+            loader(postgres_server, tmp_path).load(
+                TABLES["cnaes"], discover_release(landing, RELEASE)
+            )
+    loader(postgres_server, tmp_path).load(TABLES["cnaes"], discover_release(landing, RELEASE))
+    assert count_rows(postgres_server, "cnaes", RELEASE) == 1359
+    assert query(
+        postgres_server,
+        "SELECT status FROM cnpj_audit.table_load WHERE dagster_run_id = 'first-run'",
+    ) == [("ABANDONED",)]
+
+
+def test_no_password_in_logs_metadata_or_errors(
+    postgres_server: ServerUrl, landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "s3cr3t-Pa55word"
+    with psycopg.connect(postgres_server.url, autocommit=True) as connection:
+        connection.execute(f"CREATE ROLE loader LOGIN SUPERUSER PASSWORD '{secret}'")
+    url = postgres_server.url.replace("postgres:@", f"loader:{secret}@")
+    monkeypatch.setenv("CNPJ_DATABASE_URL", url)
+    good = materialize(landing, RELEASE, ["paises"])
+    broken_landing = tmp_path / "broken"
+    (broken_landing / RELEASE).mkdir(parents=True)
+    for zip_path in (landing / RELEASE).glob("*.zip"):
+        (broken_landing / RELEASE / zip_path.name).write_bytes(zip_path.read_bytes())
+    (broken_landing / RELEASE / "Motivos.zip").write_bytes(b"not a zip at all")
+    bad = materialize(broken_landing, RELEASE, ["motivos"])
+    assert good.success and not bad.success
+    for result in (good, bad):
+        for event in result.all_events:
+            assert secret not in str(event)
+    audit_text = query(
+        postgres_server, "SELECT string_agg(t::text, ' ') FROM cnpj_audit.table_load t"
+    )
+    assert secret not in audit_text[0][0]
+
+
+def test_scratch_files_are_removed_after_a_failed_file(
+    postgres_server: ServerUrl, landing: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "landing" / RELEASE
+    broken.mkdir(parents=True)
+    for name in TABLES["socios"].zip_names():
+        (broken / name).write_bytes((landing / RELEASE / name).read_bytes())
+    data = (broken / "Socios5.zip").read_bytes()
+    (broken / "Socios5.zip").write_bytes(data[: len(data) // 2])
+    with pytest.raises(MemberError, match="Socios5.zip"):
+        loader(postgres_server, tmp_path).load(
+            TABLES["socios"], discover_release(broken.parent, RELEASE)
+        )
+    assert not list((tmp_path / "scratch").rglob("*"))
+
+
+@pytest.mark.parametrize("name", ["2026-13", "../x", "2026-1", "x2026-10"])
+def test_release_names_that_are_not_months_are_refused(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ReleaseError, match="YYYY-MM"):
+        discover_release(tmp_path, name)
+
+
+def _zip(path: Path, member: str, data: bytes) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(member, data)
+    return path
+
+
+def test_a_zip_bomb_is_refused_before_extraction(tmp_path: Path) -> None:
+    bomb = _zip(tmp_path / "Cnaes.zip", "F.K03200$Z.D61012.CNAECSV", b"0" * 50_000_000)
+    with pytest.raises(MemberError, match="compression ratio"):
+        extract_member(bomb, tmp_path / "scratch", ExtractLimits(max_ratio=100))
+    with pytest.raises(MemberError, match="over the limit"):
+        extract_member(bomb, tmp_path / "scratch", ExtractLimits(max_expanded_bytes=1_000_000))
+    assert not list((tmp_path / "scratch").glob("*.csv"))
+
+
+def read_codes(tmp_path: Path, data: bytes, settings: ReaderSettings | None = None):
+    zip_path = _zip(tmp_path / "Cnaes.zip", "F.K03200$Z.D61012.CNAECSV", data)
+    member = extract_member(zip_path, tmp_path / "scratch")
+    read = read_member(TABLES["cnaes"], member, settings or ReaderSettings())
+    rows = [row for batch in read.batches() for row in batch.data.to_pylist()]
+    return rows, read.result
+
+
+def test_bytes_invalid_in_the_chosen_encoding_are_quarantined(tmp_path: Path) -> None:
+    data = '"1";"ok"\n"2";"ção"\n"3";"fine"\n'.encode("latin-1")
+    rows, result = read_codes(tmp_path, data, ReaderSettings(encoding="utf-8"))
+    assert [r["codigo"] for r in rows] == ["1", "3"]
+    assert [(r.line, "INVALID ENCODING" in r.reason) for r in result.rejects] == [(2, True)]
+
+
+def test_a_10_mb_line_is_quarantined_not_fatal(tmp_path: Path) -> None:
+    huge = '"2";"' + os.urandom(5_000_000).hex() + '"'  # random: no zip-bomb ratio
+    data = ('"1";"before"\n' + huge + '\n"3";"after"\n').encode("latin-1")
+    rows, result = read_codes(tmp_path, data)
+    assert [r["codigo"] for r in rows] == ["1", "3"]
+    assert [r.line for r in result.rejects] == [2]
+    assert "LINE SIZE" in result.rejects[0].reason
+
+
+def test_control_characters_and_sql_looking_text_load_verbatim(
+    postgres_server: ServerUrl, tmp_path: Path
+) -> None:
+    values = [
+        "Robert'); DROP TABLE cnpj.cnaes;--",
+        "tab\there\x01\x1f bell\x07",
+        "$$; SELECT 1; $$",
+    ]
+    data = "".join(f'"{i}";"{v}"\n' for i, v in enumerate(values)).encode("latin-1")
+    folder = tmp_path / "landing" / "2025-07"
+    folder.mkdir(parents=True)
+    _zip(folder / "Cnaes.zip", "F.K03200$Z.D61012.CNAECSV", data)
+    loader(postgres_server, tmp_path).load(
+        TABLES["cnaes"], discover_release(folder.parent, "2025-07")
+    )
+    loaded = query(
+        postgres_server,
+        "SELECT descricao FROM cnpj.cnaes WHERE release = '2025-07' ORDER BY codigo",
+    )
+    assert [row[0] for row in loaded] == values
+
+
+def test_sql_looking_file_names_are_refused_as_unknown(tmp_path: Path) -> None:
+    folder = tmp_path / "2025-08"
+    folder.mkdir()
+    _zip(folder / "x'; DROP TABLE t;--.zip", "whatever.txt", b"1")
+    with pytest.raises(ReleaseError, match="unknown file"):
+        discover_release(tmp_path, "2025-08")
