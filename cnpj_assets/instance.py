@@ -3,7 +3,9 @@
 The project writes `$CNPJ_HOME/dagster/dagster.yaml` and points DAGSTER_HOME at it, so
 the CLI's loads and `dagster dev` share one instance. The storage URL is read from the
 environment variable DAGSTER_PG_URL by Dagster itself, so it is never written to disk.
-With the pinned versions it must use the `postgresql+psycopg2://` driver.
+With the pinned versions it must use the `postgresql+psycopg2://` driver. The table
+assets share the concurrency pool `cnpj_postgres`; its limit (default 2, the number of
+loads that hit PostgreSQL at once across all runs) comes from CNPJ_LOAD_POOL_LIMIT.
 """
 
 from __future__ import annotations
@@ -23,9 +25,13 @@ storage:
 run_coordinator:
   module: dagster.core.run_coordinator
   class: QueuedRunCoordinator
+concurrency:
+  pools:
+    default_limit: {pool_limit}
 telemetry:
   enabled: false
 """
+POOL_LIMIT_VARIABLE = "CNPJ_LOAD_POOL_LIMIT"
 
 
 def prepare_instance_home(server: ServerUrl) -> Path:
@@ -33,7 +39,8 @@ def prepare_instance_home(server: ServerUrl) -> Path:
     ensure_database(server, DAGSTER_DATABASE)
     home = cnpj_home() / "dagster"
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    pool_limit = int(os.environ.get(POOL_LIMIT_VARIABLE, "2"))
+    (home / "dagster.yaml").write_text(DAGSTER_YAML.format(pool_limit=pool_limit))
     os.environ["DAGSTER_HOME"] = str(home)
     os.environ["DAGSTER_PG_URL"] = server.sqlalchemy(DAGSTER_DATABASE)
     return home

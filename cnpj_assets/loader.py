@@ -31,6 +31,14 @@ from cnpj_assets.reader import (
     read_member,
 )
 from cnpj_assets.reader.prefetch import prefetched
+from cnpj_assets.resume import (
+    CARRIED_FILE_FIELDS,
+    FileResume,
+    adopt_child,
+    drop_leftovers,
+    plan_resume,
+    uncovered,
+)
 from cnpj_assets.specs import TableSpec
 
 ProgressCallback = Callable[[str], None]
@@ -47,6 +55,7 @@ class LoadSettings:
     duckdb_threads: int = 2
     duckdb_memory_limit: str = "1GB"
     copy_streams: int = 2
+    full_reload: bool = False  # ignore what an unfinished load left and start over
 
     def reader_settings(self) -> ReaderSettings:
         return ReaderSettings(
@@ -134,10 +143,9 @@ class TableLoader:
             )
         me = f"run {run.dagster_run_id}" if run.dagster_run_id else "a later load"
         for dead in audit.abandon_dead_loads(spec.name, release, me):
-            tables.drop_child(data, tables.loading_child(spec, release, dead))
             self.progress(
-                f"{spec.name} {release}: table_load {dead} was left by a dead run, "
-                "marked ABANDONED and its unfinished table dropped"
+                f"{spec.name} {release}: table_load {dead} was left RUNNING by a dead run; "
+                "marked ABANDONED"
             )
 
     def _load(
@@ -154,19 +162,31 @@ class TableLoader:
             "partition_key": run.partition_key,
             "dagster_run_id": run.dagster_run_id,
         }
-        with audit.table_context(spec.name, release, **dagster) as table_node:
-            child = tables.create_loading_child(data, spec, release, table_node.id)
+        plan, why = (
+            (None, "a full reload was asked for")
+            if self.settings.full_reload
+            else plan_resume(audit.connection, data, spec, release, files)
+        )
+        keep = plan.table_load_id if plan else None
+        for dropped in drop_leftovers(data, spec, release, keep):
+            self.progress(f"{spec.name} {release}: dropped the unfinished table of load {dropped}")
+        with audit.table_context(spec.name, release, resumed_from=keep, **dagster) as table_node:
+            if plan is None:
+                child = tables.create_loading_child(data, spec, release, table_node.id)
+            else:
+                child = adopt_child(data, plan, table_node.id)
+                self.progress(f"{spec.name} {release}: {why}")
+            resumes = plan.files if plan else {}
+            done = {name for name, r in resumes.items() if r.completed is not None}
             scratch = self.settings.scratch_dir / f"load{table_node.id}"
             try:
                 with CopyPool(self.database_url, self.settings.copy_streams) as pool:
-                    for file, member in prefetched(_extracted(files, scratch)):
-                        self._load_file(audit, pool, spec, child, table_node, file, member)
+                    for file, member in prefetched(_extracted(files, scratch, done)):
+                        resume = resumes.get(file.zip_name)
+                        self._load_file(audit, pool, spec, child, table_node, file, member, resume)
                 self.progress(f"{spec.name}: building key and indexes on {table_node.rows:,} rows")
                 duplicates = tables.build_indexes(data, child)
                 target = tables.swap_in(data, child)
-            except BaseException:
-                tables.drop_child(data, child)
-                raise
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
             table_node.extra.update({"target_table": target, "duplicate_keys": duplicates})
@@ -180,11 +200,20 @@ class TableLoader:
         child: tables.LoadingChild,
         table_node: AuditNode,
         file: ReleaseFile,
-        member: ExtractedMember | Exception,
+        member: ExtractedMember | Exception | None,
+        resume: FileResume | None,
     ) -> None:
         with audit.file_context(table_node, file.zip_name) as file_node:
-            if isinstance(member, Exception):
-                raise member
+            covered: list[tuple[int, int]] = []
+            if resume is not None:
+                file_node.rows += resume.carried_rows
+                file_node.extra["resumed_rows"] = resume.carried_rows
+                covered = resume.covered
+            if resume is not None and resume.completed is not None:
+                self._carry_completed_file(table_node, file_node, resume.completed)
+                return
+            if member is None or isinstance(member, Exception):
+                raise member or RuntimeError(f"{file.zip_name} was not extracted")
             try:
                 file_node.extra.update(
                     {
@@ -199,9 +228,22 @@ class TableLoader:
                     table_node.extra.get("bytes_read", 0) + member.stats.bytes
                 )
                 read = read_member(spec, member, self.settings.reader_settings())
-                self._copy_batches(audit, pool, child, file_node, read)
+                self._copy_batches(audit, pool, child, file_node, read, covered)
             finally:
                 member.path.unlink(missing_ok=True)
+
+    def _carry_completed_file(
+        self, table_node: AuditNode, file_node: AuditNode, completed: dict[str, Any]
+    ) -> None:
+        """A file a dead load finished: its rows stay, its audit numbers carry over."""
+        file_node.rejects += int(completed["rejects"])
+        carried = {name: completed[name] for name in CARRIED_FILE_FIELDS}
+        carried["invalid_values"] = psycopg.types.json.Jsonb(carried["invalid_values"])
+        file_node.extra.update(carried)
+        table_node.extra["bytes_read"] = table_node.extra.get("bytes_read", 0) + int(
+            completed["member_bytes"] or 0
+        )
+        self.progress(f"{completed['zip_name']}: already loaded by the resumed load, skipped")
 
     def _copy_batches(
         self,
@@ -210,6 +252,7 @@ class TableLoader:
         child: tables.LoadingChild,
         file_node: AuditNode,
         read: FileRead,
+        covered: list[tuple[int, int]],
     ) -> None:
         started = time.perf_counter()
         lines_total = max(read.member.stats.physical_lines, 1)
@@ -220,8 +263,9 @@ class TableLoader:
             with audit.batch_context(file_node, batch.index, span.first_row, span.last_row) as node:
                 batch_spans.append((node.id, span))
                 futures = [
-                    pool.submit(partial(_copy_subbatch, audit, node, child, sub))
+                    pool.submit(partial(_copy_subbatch, audit, node, child, part))
                     for sub in batch.subbatches(self.settings.subbatch_rows)
+                    for part in sub.parts(uncovered(sub.span.first_row, sub.span.last_row, covered))
                 ]
                 subbatch_spans.extend(results_in_order(futures))
             done = file_node.rows
@@ -266,14 +310,17 @@ def _copy_subbatch(
 
 
 def _extracted(
-    files: tuple[ReleaseFile, ...], scratch: Path
-) -> Iterator[tuple[ReleaseFile, ExtractedMember | Exception]]:
-    """Each file with its extracted member, or the error that names it.
+    files: tuple[ReleaseFile, ...], scratch: Path, skip: set[str]
+) -> Iterator[tuple[ReleaseFile, ExtractedMember | Exception | None]]:
+    """Each file with its extracted member (None if skipped), or the error that names it.
 
     Run through `prefetched`, the next zip inflates while the current one is COPYed;
     an error is handed over, not raised, so it fails the right file's audit context.
     """
     for file in files:
+        if file.zip_name in skip:
+            yield file, None
+            continue
         try:
             yield file, extract_member(file.path, scratch)
         except Exception as error:  # raised again inside that file's context

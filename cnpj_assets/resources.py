@@ -45,6 +45,8 @@ class LoadSettingsResource(dg.ConfigurableResource):
     encoding: str = "latin-1"
     duckdb_threads: int = 2
     duckdb_memory_limit: str = "1GB"
+    copy_streams: int = 2
+    full_reload: bool = False
 
     def settings(self) -> LoadSettings:
         return LoadSettings(
@@ -54,6 +56,8 @@ class LoadSettingsResource(dg.ConfigurableResource):
             encoding=self.encoding,
             duckdb_threads=self.duckdb_threads,
             duckdb_memory_limit=self.duckdb_memory_limit,
+            copy_streams=self.copy_streams,
+            full_reload=self.full_reload,
         )
 
 

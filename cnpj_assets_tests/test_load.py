@@ -190,8 +190,27 @@ def test_a_corrupt_zip_fails_naming_it_and_keeps_the_loaded_release(
     )
     assert [(s[0], s[1], s[2]) for s in statuses] == [("FAILED", "Socios3.zip", "FAILED")]
     assert "Socios3.zip" in statuses[0][3]
-    leftovers = query(
+    kept = query(
         postgres_server,
-        "SELECT count(*) FROM pg_tables WHERE schemaname = 'cnpj' AND tablename LIKE 'socios%%load%%'",
-    )[0][0]
-    assert leftovers == 0
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'cnpj' AND tablename LIKE 'socios%%load%%'",
+    )
+    assert len(kept) == 1, "the failed load's table is kept, unattached, for the next run"
+
+    broken.write_bytes((quirks_landing / RELEASE / "Socios3.zip").read_bytes())
+    fixed = materialize(landing, RELEASE, ["socios"])
+    assert fixed.success
+    assert count_rows(postgres_server, "socios") == before
+    files = query(
+        postgres_server,
+        """SELECT f.zip_name, f.resumed_rows, f.rows, count(b.id) FROM cnpj_audit.table_load t
+           JOIN cnpj_audit.file_load f ON f.table_load_id = t.id
+           LEFT JOIN cnpj_audit.batch_load b ON b.file_load_id = f.id
+           WHERE t.dagster_run_id = %s AND t.resumed_from IS NOT NULL
+           GROUP BY f.id ORDER BY f.zip_name""",
+        (fixed.run_id,),
+    )
+    by_zip = {name: (resumed, rows, batches) for name, resumed, rows, batches in files}
+    for name in ("Socios0.zip", "Socios1.zip", "Socios2.zip"):
+        resumed, rows, batches = by_zip[name]
+        assert resumed == rows > 0 and batches == 0, f"{name} was read again"
+    assert by_zip["Socios3.zip"][0] == 0 and by_zip["Socios3.zip"][2] > 0

@@ -103,11 +103,47 @@ def test_kill_9_mid_load_keeps_the_old_release_and_the_next_run_finishes(
     )
     assert victim_tables[0][0] == "ABANDONED" and "rescue-run" in victim_tables[0][1]
     assert set(statuses(postgres_server, "victim-run")) <= {"COMPLETED", "ABANDONED"}
+    resumed, copied = query(
+        postgres_server,
+        """SELECT sum(f.resumed_rows), sum(f.rows - f.resumed_rows)
+           FROM cnpj_audit.table_load t JOIN cnpj_audit.file_load f ON f.table_load_id = t.id
+           WHERE t.dagster_run_id = 'rescue-run'""",
+    )[0]
+    assert resumed >= 3 * 1000, "the rescue run resumed from the committed sub-batches"
+    assert resumed + copied == expected
     leftovers = query(
         postgres_server,
         "SELECT count(*) FROM pg_tables WHERE schemaname = 'cnpj' AND tablename LIKE '%%_load%%'",
     )[0][0]
     assert leftovers == 0
+
+
+def test_full_reload_ignores_an_unfinished_load(
+    postgres_server: ServerUrl, landing: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "landing" / RELEASE
+    broken.mkdir(parents=True)
+    for name in TABLES["empresas"].zip_names():
+        (broken / name).write_bytes((landing / RELEASE / name).read_bytes())
+    good = (broken / "Empresas4.zip").read_bytes()
+    (broken / "Empresas4.zip").write_bytes(b"garbage")
+    with pytest.raises(MemberError, match="Empresas4.zip"):
+        loader(postgres_server, tmp_path).load(
+            TABLES["empresas"], discover_release(broken.parent, RELEASE)
+        )
+    (broken / "Empresas4.zip").write_bytes(good)
+    settings = LoadSettings(scratch_dir=tmp_path / "scratch", full_reload=True)
+    TableLoader(postgres_server.url, settings, lambda _: None).load(
+        TABLES["empresas"], discover_release(broken.parent, RELEASE), RunInfo(dagster_run_id="full")
+    )
+    resumed_from, resumed_rows, rows = query(
+        postgres_server,
+        """SELECT t.resumed_from, sum(f.resumed_rows), t.rows FROM cnpj_audit.table_load t
+           JOIN cnpj_audit.file_load f ON f.table_load_id = t.id
+           WHERE t.dagster_run_id = 'full' GROUP BY t.id""",
+    )[0]
+    assert resumed_from is None and resumed_rows == 0
+    assert rows == count_rows(postgres_server, "empresas", RELEASE) > 0
 
 
 def test_a_second_load_of_the_same_partition_is_refused_naming_the_first(

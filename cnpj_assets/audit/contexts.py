@@ -150,10 +150,10 @@ class AuditService:
             (table_name, release),
         ).fetchall()
 
-    def table_context(self, table_name: str, release: str, **dagster: str | None) -> Any:
-        """One per asset partition; `dagster` holds asset_key, partition_key, dagster_run_id."""
+    def table_context(self, table_name: str, release: str, **values: Any) -> Any:
+        """One per asset partition; `values`: asset_key, partition_key, dagster_run_id, ..."""
         return self._context(
-            "table_load", None, {"table_name": table_name, "release": release, **dagster}
+            "table_load", None, {"table_name": table_name, "release": release, **values}
         )
 
     def file_context(self, parent: AuditNode, zip_name: str) -> Any:

@@ -60,6 +60,18 @@ class SubBatch:
     span: RowSpan
     index: int
 
+    def parts(self, ranges: list[tuple[int, int]]) -> list[SubBatch]:
+        """The slices of this sub-batch covering the given row ranges (a resume's gaps)."""
+        if ranges == [(self.span.first_row, self.span.last_row)]:
+            return [self]
+        start = self.span.first_row
+        return [
+            SubBatch(
+                self.data.slice(first - start, last - first + 1), RowSpan(first, last), self.index
+            )
+            for first, last in ranges
+        ]
+
 
 @dataclass(frozen=True)
 class Batch:
