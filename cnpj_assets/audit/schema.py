@@ -101,12 +101,32 @@ CREATE TABLE IF NOT EXISTS cnpj_audit.rejected_row (
 
 ALTER TABLE cnpj_audit.file_load
     ADD COLUMN IF NOT EXISTS blank_lines bigint,
-    ADD COLUMN IF NOT EXISTS continuation_lines bigint;
+    ADD COLUMN IF NOT EXISTS continuation_lines bigint,
+    ADD COLUMN IF NOT EXISTS resumed_rows bigint NOT NULL DEFAULT 0;
+ALTER TABLE cnpj_audit.table_load
+    ADD COLUMN IF NOT EXISTS resumed_from bigint REFERENCES cnpj_audit.table_load (id);
 
 CREATE INDEX IF NOT EXISTS file_load_table_load_id ON cnpj_audit.file_load (table_load_id);
 CREATE INDEX IF NOT EXISTS batch_load_file_load_id ON cnpj_audit.batch_load (file_load_id);
 CREATE INDEX IF NOT EXISTS subbatch_load_batch_load_id ON cnpj_audit.subbatch_load (batch_load_id);
 CREATE INDEX IF NOT EXISTS rejected_row_file_load_id ON cnpj_audit.rejected_row (file_load_id);
+
+-- one row per sub-batch with its batch, file and table load: join a row's _subbatch_id here
+CREATE OR REPLACE VIEW cnpj_audit.lineage AS
+SELECT s.id AS subbatch_id, s.subbatch_index, s.first_row, s.last_row,
+       s.first_line, s.last_line, s.rows AS subbatch_rows, s.status AS subbatch_status,
+       s.finished_at AS loaded_at,
+       b.id AS batch_id, b.batch_index, b.first_line AS batch_first_line,
+       b.last_line AS batch_last_line,
+       f.id AS file_load_id, f.zip_name, f.member_name, f.sha256, f.zip_bytes, f.member_bytes,
+       f.lines AS file_lines, f.rows AS file_rows, f.rejects AS file_rejects,
+       t.id AS table_load_id, t.table_name, t.release, t.status AS table_status, t.asset_key,
+       t.partition_key, t.dagster_run_id, t.started_at AS table_started_at,
+       t.finished_at AS table_finished_at, t.target_table
+FROM cnpj_audit.subbatch_load s
+JOIN cnpj_audit.batch_load b ON b.id = s.batch_load_id
+JOIN cnpj_audit.file_load f ON f.id = b.file_load_id
+JOIN cnpj_audit.table_load t ON t.id = f.table_load_id;
 """
 
 
