@@ -56,6 +56,8 @@ class LoadSettings:
     duckdb_memory_limit: str = "1GB"
     copy_streams: int = 2
     full_reload: bool = False  # ignore what an unfinished load left and start over
+    retries: int = 3  # after a lost PostgreSQL connection
+    retry_backoff_seconds: float = 2.0  # doubled at each retry
 
     def reader_settings(self) -> ReaderSettings:
         return ReaderSettings(
@@ -64,6 +66,10 @@ class LoadSettings:
             duckdb_threads=self.duckdb_threads,
             duckdb_memory_limit=self.duckdb_memory_limit,
         )
+
+
+class LoadRetriesExhausted(RuntimeError):
+    """The PostgreSQL connection kept failing; the message says how often and why."""
 
 
 @dataclass
@@ -110,8 +116,33 @@ class TableLoader:
         files: tuple[ReleaseFile, ...],
         run: RunInfo | None = None,
     ) -> TableLoadSummary:
-        """Load exactly these files as the table's release (benchmarks load one big file)."""
+        """Load exactly these files as the table's release (benchmarks load one big file).
+
+        A lost connection (PostgreSQL restarted, a backend killed, the network cut) is
+        retried with exponential back-off, a bounded number of times; each retry
+        resumes from the sub-batches already committed, so nothing is copied twice.
+        """
         run = run or RunInfo()
+        for attempt in range(1, self.settings.retries + 2):
+            try:
+                return self._attempt(spec, release, files, run)
+            except psycopg.OperationalError as error:
+                if attempt > self.settings.retries:
+                    raise LoadRetriesExhausted(
+                        f"{spec.name} {release}: the PostgreSQL connection failed on all "
+                        f"{attempt} attempts; last error: {error}"
+                    ) from error
+                delay = self.settings.retry_backoff_seconds * 2 ** (attempt - 1)
+                self.progress(
+                    f"{spec.name} {release}: PostgreSQL connection lost ({error}); retrying "
+                    f"in {delay:.1f} s, resuming from the committed sub-batches"
+                )
+                time.sleep(delay)
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    def _attempt(
+        self, spec: TableSpec, release: str, files: tuple[ReleaseFile, ...], run: RunInfo
+    ) -> TableLoadSummary:
         audit = AuditService(self.database_url)
         try:
             with psycopg.connect(self.database_url, autocommit=True) as data:

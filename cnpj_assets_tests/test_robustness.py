@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -22,6 +23,7 @@ from cnpj_assets.reader.member import ExtractLimits
 from cnpj_assets.specs import TABLES
 from cnpj_assets.synthetic import write_release
 from cnpj_assets_tests.helpers import count_rows, materialize, query
+from cnpj_assets_tests.oracle import read_table
 
 RELEASE = "2025-06"
 
@@ -116,6 +118,64 @@ def test_kill_9_mid_load_keeps_the_old_release_and_the_next_run_finishes(
         "SELECT count(*) FROM pg_tables WHERE schemaname = 'cnpj' AND tablename LIKE '%%_load%%'",
     )[0][0]
     assert leftovers == 0
+
+
+def test_a_connection_cut_mid_copy_is_retried_and_resumed(
+    postgres_server: ServerUrl, landing: Path, tmp_path: Path
+) -> None:
+    spec = TABLES["estabelecimentos"]
+    release = discover_release(landing, RELEASE)
+    settings = LoadSettings(
+        scratch_dir=tmp_path / "scratch",
+        batch_rows=2000,
+        subbatch_rows=1000,
+        retry_backoff_seconds=0.1,
+    )
+    messages: list[str] = []
+    cut: list[int] = []
+
+    def cut_a_copy_connection() -> None:
+        deadline = time.monotonic() + 60
+        with psycopg.connect(postgres_server.url, autocommit=True) as admin:
+            while not cut and time.monotonic() < deadline:
+                done = statuses(postgres_server, "cut-run").count("COMPLETED")
+                if done >= 3:
+                    cut.extend(
+                        row[0]
+                        for row in admin.execute(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE query LIKE 'COPY %%estabelecimentos%%' AND pid <> pg_backend_pid()"
+                        )
+                    )
+                time.sleep(0.02)
+
+    cutter = threading.Thread(target=cut_a_copy_connection)
+    cutter.start()
+    try:
+        TableLoader(postgres_server.url, settings, messages.append).load(
+            spec, release, RunInfo(dagster_run_id="cut-run")
+        )
+    finally:
+        cutter.join()
+    assert any(cut), "no COPY connection was cut"
+    assert any("connection lost" in m for m in messages)
+    loads = query(
+        postgres_server,
+        "SELECT status, resumed_from IS NOT NULL, rows FROM cnpj_audit.table_load "
+        "WHERE dagster_run_id = 'cut-run' ORDER BY id",
+    )
+    assert loads[0][0] == "FAILED" and loads[-1][:2] == ("COMPLETED", True)
+    oracle_rows = sum(
+        len(f.good) for f in read_table(landing, RELEASE, "estabelecimentos").values()
+    )
+    assert loads[-1][2] == count_rows(postgres_server, "estabelecimentos", RELEASE) == oracle_rows
+    duplicates = query(
+        postgres_server,
+        """SELECT count(*) FROM (SELECT 1 FROM cnpj.estabelecimentos WHERE release = %s
+           GROUP BY cnpj_basico, cnpj_ordem, cnpj_dv HAVING count(*) > 1) d""",
+        (RELEASE,),
+    )[0][0]
+    assert duplicates == 0
 
 
 def test_full_reload_ignores_an_unfinished_load(

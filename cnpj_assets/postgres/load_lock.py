@@ -25,6 +25,9 @@ def try_lock(connection: psycopg.Connection, table: str, release: str) -> bool:
 
 
 def unlock(connection: psycopg.Connection, table: str, release: str) -> None:
+    """Release the lock; a dead session has released it already."""
+    if connection.closed or connection.broken:
+        return
     connection.execute(
         "SELECT pg_advisory_unlock(hashtext(%s), hashtext(%s))",
         (LOCK_NAMESPACE, f"{table}/{release}"),
