@@ -87,7 +87,8 @@ def test_kill_9_mid_load_keeps_the_old_release_and_the_next_run_finishes(
     finally:
         victim.wait()
     assert count_rows(postgres_server, "estabelecimentos", RELEASE) == expected
-    assert "RUNNING" in statuses(postgres_server, "victim-run")
+    victim_status = "SELECT status FROM cnpj_audit.table_load WHERE dagster_run_id = 'victim-run'"
+    assert query(postgres_server, victim_status) == [("RUNNING",)]
 
     loader(postgres_server, tmp_path).load(spec, release, RunInfo(dagster_run_id="rescue-run"))
 
