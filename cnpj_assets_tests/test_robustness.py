@@ -343,3 +343,10 @@ def test_sql_looking_file_names_are_refused_as_unknown(tmp_path: Path) -> None:
     _zip(folder / "x'; DROP TABLE t;--.zip", "whatever.txt", b"1")
     with pytest.raises(ReleaseError, match="unknown file"):
         discover_release(tmp_path, "2025-08")
+
+
+def test_short_disk_is_a_clear_error_before_extraction(tmp_path: Path) -> None:
+    zip_path = _zip(tmp_path / "Cnaes.zip", "F.K03200$Z.D61012.CNAECSV", b'"1";"a"\n')
+    with pytest.raises(MemberError, match="not enough disk"):
+        extract_member(zip_path, tmp_path / "scratch", ExtractLimits(min_free_bytes=2**62))
+    assert not list((tmp_path / "scratch").glob("*.csv"))
