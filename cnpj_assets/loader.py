@@ -21,6 +21,7 @@ from cnpj_assets.landing import Release, ReleaseFile
 from cnpj_assets.postgres import load_lock, tables
 from cnpj_assets.postgres.copy_pool import CopyPool, results_in_order
 from cnpj_assets.postgres.writer import copy_rows
+from cnpj_assets.progress import FileProgress, TableProgress
 from cnpj_assets.reader import (
     ExtractedMember,
     FileRead,
@@ -208,13 +209,16 @@ class TableLoader:
                 child = adopt_child(data, plan, table_node.id)
                 self.progress(f"{spec.name} {release}: {why}")
             resumes = plan.files if plan else {}
+            progress = TableProgress.for_files(spec.name, [file.path for file in files])
             done = {name for name, r in resumes.items() if r.completed is not None}
             scratch = self.settings.scratch_dir / f"load{table_node.id}"
             try:
                 with CopyPool(self.database_url, self.settings.copy_streams) as pool:
                     for file, member in prefetched(_extracted(files, scratch, done)):
                         resume = resumes.get(file.zip_name)
-                        self._load_file(audit, pool, spec, child, table_node, file, member, resume)
+                        self._load_file(
+                            audit, pool, spec, child, table_node, file, member, resume, progress
+                        )
                 self.progress(f"{spec.name}: building key and indexes on {table_node.rows:,} rows")
                 duplicates = tables.build_indexes(data, child)
                 target = tables.swap_in(data, child)
@@ -233,6 +237,7 @@ class TableLoader:
         file: ReleaseFile,
         member: ExtractedMember | Exception | None,
         resume: FileResume | None,
+        progress: TableProgress,
     ) -> None:
         with audit.file_context(table_node, file.zip_name) as file_node:
             covered: list[tuple[int, int]] = []
@@ -242,6 +247,7 @@ class TableLoader:
                 covered = resume.covered
             if resume is not None and resume.completed is not None:
                 self._carry_completed_file(table_node, file_node, resume.completed)
+                progress.done_bytes += int(resume.completed["member_bytes"] or 0)
                 return
             if member is None or isinstance(member, Exception):
                 raise member or RuntimeError(f"{file.zip_name} was not extracted")
@@ -259,7 +265,9 @@ class TableLoader:
                     table_node.extra.get("bytes_read", 0) + member.stats.bytes
                 )
                 read = read_member(spec, member, self.settings.reader_settings())
-                self._copy_batches(audit, pool, child, file_node, read, covered)
+                file_progress = progress.file_started()
+                self._copy_batches(audit, pool, child, file_node, read, covered, file_progress)
+                file_progress.finished(member.stats.bytes)
             finally:
                 member.path.unlink(missing_ok=True)
 
@@ -284,9 +292,9 @@ class TableLoader:
         file_node: AuditNode,
         read: FileRead,
         covered: list[tuple[int, int]],
+        progress: FileProgress,
     ) -> None:
-        started = time.perf_counter()
-        lines_total = max(read.member.stats.physical_lines, 1)
+        member = read.member
         batch_spans: list[tuple[int, RowSpan]] = []
         subbatch_spans: list[tuple[int, RowSpan]] = []
         for batch in prefetched(read.batches()):
@@ -299,11 +307,13 @@ class TableLoader:
                     for part in sub.parts(uncovered(sub.span.first_row, sub.span.last_row, covered))
                 ]
                 subbatch_spans.extend(results_in_order(futures))
-            done = file_node.rows
-            rate = done / max(time.perf_counter() - started, 1e-9)
             self.progress(
-                f"{child.spec.name} {read.member.zip_path.name}: {done:,} rows "
-                f"({min(done / lines_total, 1):.0%} of the file) at {rate:,.0f} rows/s"
+                progress.report(
+                    member.zip_path.name,
+                    file_node.rows,
+                    member.stats.physical_lines,
+                    member.stats.bytes,
+                )
             )
         result = read.result
         audit.record_rejects(
