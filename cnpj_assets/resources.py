@@ -37,7 +37,11 @@ class LandingResource(dg.ConfigurableResource):
 
 
 class LoadSettingsResource(dg.ConfigurableResource):
-    """Batch sizes, encoding and DuckDB limits of a load."""
+    """Batch sizes, encoding, DuckDB limits, COPY streams and retries of a load.
+
+    The fields mirror loader.LoadSettings (which stays free of Dagster); see the
+    README's Performance section for what each one does.
+    """
 
     scratch_dir: str
     batch_rows: int = 1_000_000
@@ -47,18 +51,12 @@ class LoadSettingsResource(dg.ConfigurableResource):
     duckdb_memory_limit: str = "1GB"
     copy_streams: int = 2
     full_reload: bool = False
+    retries: int = 3
+    retry_backoff_seconds: float = 2.0
 
     def settings(self) -> LoadSettings:
-        return LoadSettings(
-            scratch_dir=Path(self.scratch_dir),
-            batch_rows=self.batch_rows,
-            subbatch_rows=self.subbatch_rows,
-            encoding=self.encoding,
-            duckdb_threads=self.duckdb_threads,
-            duckdb_memory_limit=self.duckdb_memory_limit,
-            copy_streams=self.copy_streams,
-            full_reload=self.full_reload,
-        )
+        values = self.model_dump()
+        return LoadSettings(**{**values, "scratch_dir": Path(values["scratch_dir"])})
 
 
 def default_landing_dir() -> str:

@@ -48,6 +48,15 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+def copy_of_table(landing: Path, table: str, tmp_path: Path) -> Path:
+    """The table's zips copied to a landing folder of the test's own, to break at will."""
+    folder = tmp_path / "landing" / RELEASE
+    folder.mkdir(parents=True)
+    for name in TABLES[table].zip_names():
+        (folder / name).write_bytes((landing / RELEASE / name).read_bytes())
+    return folder
+
+
 def loader(server: ServerUrl, tmp_path: Path) -> TableLoader:
     return TableLoader(server.url, LoadSettings(scratch_dir=tmp_path / "scratch"), lambda _: None)
 
@@ -182,10 +191,7 @@ def test_a_connection_cut_mid_copy_is_retried_and_resumed(
 def test_full_reload_ignores_an_unfinished_load(
     postgres_server: ServerUrl, landing: Path, tmp_path: Path
 ) -> None:
-    broken = tmp_path / "landing" / RELEASE
-    broken.mkdir(parents=True)
-    for name in TABLES["empresas"].zip_names():
-        (broken / name).write_bytes((landing / RELEASE / name).read_bytes())
+    broken = copy_of_table(landing, "empresas", tmp_path)
     good = (broken / "Empresas4.zip").read_bytes()
     (broken / "Empresas4.zip").write_bytes(b"garbage")
     with pytest.raises(MemberError, match="Empresas4.zip"):
@@ -257,10 +263,7 @@ def test_no_password_in_logs_metadata_or_errors(
 def test_scratch_files_are_removed_after_a_failed_file(
     postgres_server: ServerUrl, landing: Path, tmp_path: Path
 ) -> None:
-    broken = tmp_path / "landing" / RELEASE
-    broken.mkdir(parents=True)
-    for name in TABLES["socios"].zip_names():
-        (broken / name).write_bytes((landing / RELEASE / name).read_bytes())
+    broken = copy_of_table(landing, "socios", tmp_path)
     data = (broken / "Socios5.zip").read_bytes()
     (broken / "Socios5.zip").write_bytes(data[: len(data) // 2])
     with pytest.raises(MemberError, match="Socios5.zip"):
