@@ -46,6 +46,12 @@ def _ui(args: argparse.Namespace) -> int:
     return ui(args.port)
 
 
+def _lineage(args: argparse.Namespace) -> int:
+    from cnpj_assets.lineage import run
+
+    return run(args.cnpj, as_json=args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cnpj-assets", description="Load the Receita Federal CNPJ open data into PostgreSQL."
@@ -75,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     ui = commands.add_parser("ui", help="start the Dagster UI on the same instance")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(handler=_ui)
+
+    lineage = commands.add_parser("lineage", help="where every row of a CNPJ came from")
+    lineage.add_argument("cnpj", help="14-character CNPJ or 8-character base, punctuated or not")
+    lineage.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    lineage.set_defaults(handler=_lineage)
     return parser
 
 

@@ -11,7 +11,10 @@ from pathlib import Path
 import dagster as dg
 import psycopg
 
+from cnpj_assets import lineage
 from cnpj_assets.assets import RELEASES, TABLE_ASSETS
+from cnpj_assets.checks import TABLE_CHECKS
+from cnpj_assets.completo import cnpj_completo
 from cnpj_assets.instance import get_instance, prepare_instance_home
 from cnpj_assets.landing import discover_release
 from cnpj_assets.postgres.server import ServerUrl, cnpj_home, server_url
@@ -22,22 +25,14 @@ SELECT table_name, status, rows, rejects, duplicate_keys, seconds, target_table
 FROM cnpj_audit.table_load WHERE dagster_run_id = %s ORDER BY id
 """
 
-LINEAGE_SQL = """
-SELECT e.cnpj_basico || e.cnpj_ordem || e.cnpj_dv AS cnpj, e.nome_fantasia, f.zip_name,
-       f.member_name, f.sha256, s.first_line, s.last_line, s.id AS subbatch_id,
-       b.id AS batch_id, t.dagster_run_id, t.finished_at
-FROM cnpj.estabelecimentos e
-JOIN cnpj_audit.subbatch_load s ON s.id = e._subbatch_id
-JOIN cnpj_audit.batch_load b ON b.id = s.batch_load_id
-JOIN cnpj_audit.file_load f ON f.id = b.file_load_id
-JOIN cnpj_audit.table_load t ON t.id = f.table_load_id
-WHERE e.release = %s AND e.nome_fantasia IS NOT NULL
-ORDER BY e.cnpj_basico LIMIT 1
+EXAMPLE_CNPJ_SQL = """
+SELECT cnpj_basico || cnpj_ordem || cnpj_dv FROM cnpj.estabelecimentos
+WHERE release = %s AND nome_fantasia IS NOT NULL ORDER BY cnpj_basico LIMIT 1
 """
 
 
 def load_release(release: str, landing: Path) -> int:
-    """Add the partition and materialize all ten tables on the project's instance."""
+    """Add the partition; load the ten tables, run their checks, build cnpj_completo."""
     discover_release(landing, release)
     server = server_url()
     instance = get_instance(server)
@@ -45,7 +40,7 @@ def load_release(release: str, landing: Path) -> int:
     print(f"PostgreSQL: {server.redacted()}", flush=True)
     print(f"Dagster instance: {os.environ['DAGSTER_HOME']}", flush=True)
     result = dg.materialize(
-        TABLE_ASSETS,
+        [*TABLE_ASSETS, *TABLE_CHECKS, cnpj_completo],
         instance=instance,
         partition_key=release,
         resources=build_resources(str(landing)),
@@ -76,16 +71,12 @@ def print_summary(server: ServerUrl, run_id: str) -> None:
 
 
 def print_lineage_example(server: ServerUrl, release: str) -> None:
+    """One establishment of the release traced back to its file, lines and run."""
     with psycopg.connect(server.url) as connection:
-        row = connection.execute(LINEAGE_SQL, (release,)).fetchone()
-    if row is None:
-        return
-    cnpj, name, zip_name, member, sha, first, last, sub, batch, run, at = row
-    print(f"\nLineage of CNPJ {cnpj} ({name}):")
-    print(f"  file      {zip_name} / {member}")
-    print(f"  sha256    {sha}")
-    print(f"  lines     {first}-{last} (sub-batch {sub}, batch {batch})")
-    print(f"  run       {run} at {at}")
+        row = connection.execute(EXAMPLE_CNPJ_SQL, (release,)).fetchone()
+    if row is not None:
+        print(f"\nLineage example: cnpj-assets lineage {row[0]}")
+        lineage.run(row[0], database_url=server.url)
 
 
 def demo(rows: int) -> int:

@@ -163,7 +163,9 @@ def test_rematerializing_replaces_the_release_exactly(
     children = query(
         postgres_server,
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'empresas'",
+        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'empresas' "
+        "AND pg_get_expr(c.relpartbound, c.oid) = %s",
+        (f"FOR VALUES IN ('{RELEASE}')",),
     )
     assert children == [("empresas_2026_10",)]
 

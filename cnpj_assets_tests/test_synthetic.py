@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from cnpj_assets.cli import main
+from cnpj_assets.cnpj_number import check_digits, is_valid
 from cnpj_assets.specs import TABLES, ColumnKind, TableSpec
 from cnpj_assets.synthetic import ReleaseReport, write_release
-from cnpj_assets.synthetic.cnpj import check_digits, is_valid
 from cnpj_assets.synthetic.companies import Companies
 
 RELEASE = "2026-10"

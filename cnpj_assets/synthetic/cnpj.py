@@ -1,50 +1,17 @@
-"""CNPJ check digits by the alphanumeric rule of IN RFB 2.229/2024.
+"""Table-driven CNPJ check digits for the generator's hot loop (the rule: cnpj_number).
 
-The rule is the classic modulo-11 one with each character worth `ord(c) - 48`, so a
-numeric CNPJ gets the same digits as before 2026. The generator computes millions of
-them, so besides the plain `check_digits` there is a table-driven form that turns a
-CNPJ into three precomputed partial sums and one lookup.
+The generator computes millions of check digits, so it turns a CNPJ into three
+precomputed partial sums and one lookup instead of calling `check_digits`.
 """
 
 from __future__ import annotations
 
-import re
-
-FIRST_WEIGHTS = (5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2)
-SECOND_WEIGHTS = (6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2)
-_BODY = re.compile(r"[0-9A-Z]{12}")
-
-
-def _digit(total: int) -> int:
-    remainder = total % 11
-    return 0 if remainder < 2 else 11 - remainder
-
-
-def _weighted(text: str, weights: tuple[int, ...]) -> int:
-    return sum(weight * (ord(char) - 48) for weight, char in zip(weights, text, strict=True))
-
-
-def check_digits(body: str) -> str:
-    """The two check digits of the 12 first characters (cnpj_basico + cnpj_ordem)."""
-    if not _BODY.fullmatch(body):
-        raise ValueError(f"a CNPJ body is 12 characters of [0-9A-Z]: {body!r}")
-    first = _digit(_weighted(body, FIRST_WEIGHTS))
-    second = _digit(_weighted(body + str(first), SECOND_WEIGHTS))
-    return f"{first}{second}"
-
-
-def is_valid(cnpj: str) -> bool:
-    """Whether a 14-character CNPJ carries the right check digits."""
-    return (
-        len(cnpj) == 14
-        and bool(_BODY.fullmatch(cnpj[:12]))
-        and check_digits(cnpj[:12]) == cnpj[12:]
-    )
+from cnpj_assets.cnpj_number import FIRST_WEIGHTS, SECOND_WEIGHTS, digit, weighted
 
 
 def prefix_sums(basico: str) -> tuple[int, int]:
     """The two weighted sums over the 8 characters of a cnpj_basico, for `CheckDigitTable`."""
-    return _weighted(basico, FIRST_WEIGHTS[:8]), _weighted(basico, SECOND_WEIGHTS[:8])
+    return weighted(basico, FIRST_WEIGHTS[:8]), weighted(basico, SECOND_WEIGHTS[:8])
 
 
 class CheckDigitTable:
@@ -71,14 +38,14 @@ class CheckDigitTable:
         second = SECOND_WEIGHTS[4 * position : 4 * position + 4]
         blocks = [f"{value:04d}" for value in range(10_000)]
         return (
-            tuple(_weighted(block, first) for block in blocks),
-            tuple(_weighted(block, second) for block in blocks),
+            tuple(weighted(block, first) for block in blocks),
+            tuple(weighted(block, second) for block in blocks),
         )
 
     @staticmethod
     def _pair(first_total: int, second_total: int) -> str:
-        first = _digit(first_total)
-        return f"{first}{_digit(second_total + 2 * first)}"
+        first = digit(first_total)
+        return f"{first}{digit(second_total + 2 * first)}"
 
     def digits(self, first_total: int, second_total: int) -> str:
         """Check digits given both weighted sums over the 12 body characters."""

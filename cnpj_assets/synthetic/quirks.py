@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cnpj_assets.cnpj_number import check_digits
 from cnpj_assets.specs import TableSpec
-from cnpj_assets.synthetic.cnpj import check_digits
 from cnpj_assets.synthetic.csvformat import join_record, split_record
 
 LOADED = "loaded"
