@@ -16,6 +16,7 @@ from cnpj_assets.specs import TABLES, TableSpec
 
 RELEASES = dg.DynamicPartitionsDefinition(name="cnpj_release")
 GROUP = "cnpj"
+LOAD_POOL = "cnpj_postgres"  # bounds the loads hitting PostgreSQL at once, across runs
 
 
 def column_schema(spec: TableSpec) -> dg.TableSchema:
@@ -76,10 +77,12 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         key_prefix=[GROUP],
         group_name=GROUP,
         partitions_def=RELEASES,
-        deps=[dg.AssetKey([GROUP, ref]) for ref in spec.referenced_tables],
+        deps=[dg.AssetKey([GROUP, "release_files"])]
+        + [dg.AssetKey([GROUP, ref]) for ref in spec.referenced_tables],
         description=spec.description + (f"\n\n{spec.notes}" if spec.notes else ""),
         metadata={"dagster/column_schema": column_schema(spec), "key": list(spec.key or ())},
         kinds={"postgres", "duckdb"},
+        pool=LOAD_POOL,
     )
     def _table_asset(
         context: dg.AssetExecutionContext,

@@ -3,10 +3,21 @@
 import dagster as dg
 
 from cnpj_assets.assets import TABLE_ASSETS, load_release_job
+from cnpj_assets.checks import TABLE_CHECKS
+from cnpj_assets.completo import cnpj_completo
 from cnpj_assets.resources import build_resources
+from cnpj_assets.sensors import landing_sensor
+from cnpj_assets.source import (
+    build_source_resource,
+    download_and_load_job,
+    release_files,
+    share_sensor,
+)
 
 defs = dg.Definitions(
-    assets=TABLE_ASSETS,
-    jobs=[load_release_job],
-    resources=build_resources(),
+    assets=[*TABLE_ASSETS, cnpj_completo, release_files],
+    asset_checks=TABLE_CHECKS,
+    jobs=[load_release_job, download_and_load_job],
+    sensors=[landing_sensor, share_sensor],
+    resources={**build_resources(), "receita": build_source_resource()},
 )

@@ -1,0 +1,101 @@
+"""The asset `cnpj/release_files`: a release's 37 zips, downloaded into the landing folder.
+
+The ten table assets depend on it, so the graph reads share -> landing -> PostgreSQL. It
+writes `_SUCCESS` once every zip is in place and verified: the landing sensor takes that
+marker as "complete and stable" without waiting two ticks.
+"""
+
+import time
+from pathlib import Path
+
+import dagster as dg
+
+from cnpj_assets.assets import GROUP, RELEASES
+from cnpj_assets.resources import LandingResource
+from cnpj_assets.snapshot import SUCCESS_MARKER, expected_zip_names
+from cnpj_assets.source.download import FileOutcome, download_release
+from cnpj_assets.source.listing import RemoteFile
+from cnpj_assets.source.resource import ReceitaSourceResource
+
+SOURCE_GROUP = "receita"
+RELEASE_FILES_KEY = dg.AssetKey([GROUP, "release_files"])
+MB = 1024 * 1024
+
+
+def select_release_files(release: str, listed: list[RemoteFile]) -> list[RemoteFile]:
+    """The listed zips a release needs; fails naming the missing ones if any is absent."""
+    by_name = {f.name.lower(): f for f in listed}
+    expected = expected_zip_names()
+    missing = [name for name in expected if name.lower() not in by_name]
+    if missing:
+        raise dg.Failure(
+            f"release {release} on the source lists {len(expected) - len(missing)} of "
+            f"{len(expected)} zips; missing {', '.join(missing)}",
+            allow_retries=False,
+        )
+    return [by_name[name.lower()] for name in expected]
+
+
+def _outcomes_markdown(outcomes: list[FileOutcome]) -> str:
+    lines = [
+        "| zip | MB | fetched MB | skipped | attempts | seconds |",
+        "|---|---:|---:|---|---:|---:|",
+    ]
+    lines += [
+        f"| {o.name} | {o.size / MB:,.1f} | {o.fetched_bytes / MB:,.1f} | "
+        f"{'yes' if o.skipped else 'no'} | {o.attempts} | {o.seconds:.1f} |"
+        for o in outcomes
+    ]
+    return "\n".join(lines)
+
+
+@dg.asset(
+    key=RELEASE_FILES_KEY,
+    group_name=SOURCE_GROUP,
+    partitions_def=RELEASES,
+    kinds={"http"},
+    description=(
+        "The release's 37 zips from the Receita Federal share (WebDAV; the old HTML index as "
+        "fallback), downloaded into the landing folder: parallel, resumed with HTTP Range, "
+        "size- and CRC-checked before they take their real name; `_SUCCESS` marks a "
+        "complete release."
+    ),
+)
+def release_files(
+    context: dg.AssetExecutionContext, receita: ReceitaSourceResource, landing: LandingResource
+) -> dg.MaterializeResult:
+    release = context.partition_key
+    started = time.monotonic()
+    files = select_release_files(release, receita.list_files(release))
+    folder = Path(landing.landing_dir) / release
+    context.log.info(
+        f"{release}: {len(files)} zips, {sum(f.size or 0 for f in files) / MB:,.1f} MB "
+        f"listed, into {folder} with {receita.download_threads} threads"
+    )
+    outcomes = download_release(
+        receita.client(), files, folder, receita.download_settings(), context.log.info
+    )
+    (folder / SUCCESS_MARKER).write_text("\n".join(o.name for o in outcomes) + "\n")
+    seconds = time.monotonic() - started
+    fetched = sum(o.fetched_bytes for o in outcomes)
+    return dg.MaterializeResult(
+        metadata={
+            "files": dg.MetadataValue.int(len(outcomes)),
+            "downloaded_files": dg.MetadataValue.int(sum(not o.skipped for o in outcomes)),
+            "skipped_files": dg.MetadataValue.int(sum(o.skipped for o in outcomes)),
+            "bytes": dg.MetadataValue.int(sum(o.size for o in outcomes)),
+            "downloaded_bytes": dg.MetadataValue.int(fetched),
+            "seconds": dg.MetadataValue.float(seconds),
+            "megabytes_per_second": dg.MetadataValue.float(fetched / MB / max(seconds, 1e-6)),
+            "folder": dg.MetadataValue.path(str(folder)),
+            "source": dg.MetadataValue.url(files[0].url.rsplit("/", 1)[0] + "/"),
+            "files_downloaded": dg.MetadataValue.md(_outcomes_markdown(outcomes)),
+        }
+    )
+
+
+download_and_load_job = dg.define_asset_job(
+    "download_and_load_release",
+    selection=dg.AssetSelection.assets(RELEASE_FILES_KEY) | dg.AssetSelection.groups(GROUP),
+    description="Download one release from the Receita Federal share, then load its ten tables.",
+)

@@ -1,0 +1,197 @@
+"""The Receita Federal source against a fake share on 127.0.0.1: listing, download, resume,
+refusal of bad zips, skipping complete files, the old HTML index, and the asset."""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from cnpj_assets.assets import RELEASES, TABLE_ASSETS
+from cnpj_assets.postgres.server import ServerUrl
+from cnpj_assets.resources import build_resources
+from cnpj_assets.source import ReceitaSourceResource, release_files
+from cnpj_assets.source.assets import select_release_files
+from cnpj_assets.source.client import ShareClient, SourceError
+from cnpj_assets.source.download import (
+    DownloadError,
+    DownloadSettings,
+    FileOutcome,
+    download_release,
+)
+from cnpj_assets.source.listing import RemoteFile, parse_multistatus
+from cnpj_assets.synthetic import write_release
+from cnpj_assets_tests.helpers import count_rows
+from cnpj_assets_tests.webdav_server import SHARE_TOKEN, FakeShare
+
+RELEASE = "2031-01"
+OLDER = "2030-12"
+FAST = DownloadSettings(threads=4, max_attempts=3, backoff_seconds=0.01, max_backoff_seconds=0.05)
+
+
+@pytest.fixture(scope="module")
+def origin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What the share serves: two small synthetic releases."""
+    folder = tmp_path_factory.mktemp("share")
+    write_release(release=RELEASE, rows=600, out_dir=folder, seed=11)
+    write_release(release=OLDER, rows=200, out_dir=folder, seed=12)
+    return folder
+
+
+@pytest.fixture
+def share(origin: Path) -> Iterator[FakeShare]:
+    served = FakeShare.from_landing(origin, [OLDER, RELEASE]).start()
+    yield served
+    served.stop()
+
+
+def client_for(share: FakeShare, token: str = SHARE_TOKEN, legacy: bool = True) -> ShareClient:
+    return ShareClient(share.share_url, token, share.legacy_url if legacy else None, timeout=10)
+
+
+def download(
+    share: FakeShare, folder: Path, names: list[str] | None = None
+) -> tuple[list[FileOutcome], list[str]]:
+    client = client_for(share)
+    files = [f for f in client.list_files(RELEASE) if names is None or f.name in names]
+    messages: list[str] = []
+    outcomes = download_release(client, files, folder, FAST, messages.append)
+    return outcomes, messages
+
+
+def test_lists_months_and_files_over_webdav(share: FakeShare, origin: Path) -> None:
+    client = client_for(share)
+    assert client.list_releases() == [OLDER, RELEASE]
+    files = client.list_files(RELEASE)
+    assert len(files) == 37
+    sizes = {f.name: f.size for f in files}
+    assert sizes == {p.name: p.stat().st_size for p in (origin / RELEASE).glob("*.zip")}
+    assert all(f.url.startswith(share.share_url + RELEASE + "/") for f in files)
+    assert {h.method for h in share.hits} == {"PROPFIND"}
+
+
+def test_a_wrong_token_fails_with_the_status(share: FakeShare) -> None:
+    with pytest.raises(SourceError, match="HTTP 401"):
+        client_for(share, token="not-the-token", legacy=False).list_releases()
+
+
+def test_parses_a_nextcloud_multistatus_with_encoded_names() -> None:
+    xml = """<?xml version="1.0"?><d:multistatus xmlns:d="DAV:">
+      <d:response><d:href>/public.php/webdav/2031-01/</d:href><d:propstat><d:prop>
+        <d:resourcetype><d:collection/></d:resourcetype></d:prop>
+        <d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>
+      <d:response><d:href>/public.php/webdav/2031-01/Empresas%200.zip</d:href>
+        <d:propstat><d:prop><d:getcontentlength>341</d:getcontentlength>
+        <d:getlastmodified>Sun, 12 Oct 2031 03:14:00 GMT</d:getlastmodified>
+        <d:resourcetype/></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat>
+        <d:propstat><d:prop><d:quota-used-bytes/></d:prop>
+        <d:status>HTTP/1.1 404 Not Found</d:status></d:propstat></d:response>
+    </d:multistatus>"""
+    (entry,) = parse_multistatus(xml, "https://share.example/public.php/webdav/2031-01/")
+    assert (entry.name, entry.size, entry.is_folder) == ("Empresas 0.zip", 341, False)
+    assert entry.url == "https://share.example/public.php/webdav/2031-01/Empresas%200.zip"
+
+
+def test_downloads_a_release_whole_and_checked(
+    share: FakeShare, origin: Path, tmp_path: Path
+) -> None:
+    outcomes, messages = download(share, tmp_path)
+    assert len(outcomes) == 37 and not any(o.skipped for o in outcomes)
+    for path in (origin / RELEASE).glob("*.zip"):
+        assert (tmp_path / path.name).read_bytes() == path.read_bytes()
+    assert not list(tmp_path.glob(".*.part"))
+    assert any("37 of 37 files in place" in m for m in messages)
+
+
+def test_resumes_with_range_after_the_connection_drops(
+    share: FakeShare, origin: Path, tmp_path: Path
+) -> None:
+    share.drop_once = {"Empresas0.zip"}
+    (outcome,), messages = download(share, tmp_path, ["Empresas0.zip"])
+    gets = share.gets("Empresas0.zip")
+    assert len(gets) == 2 and gets[0].range is None
+    resumed_at = int(gets[1].range.removeprefix("bytes=").rstrip("-"))
+    assert 0 < resumed_at < outcome.size
+    assert outcome.attempts == 2 and outcome.fetched_bytes == outcome.size
+    assert (tmp_path / "Empresas0.zip").read_bytes() == (
+        origin / RELEASE / "Empresas0.zip"
+    ).read_bytes()
+    assert any(f"resuming at byte {resumed_at:,}" in m for m in messages)
+
+
+@pytest.mark.parametrize(
+    ("fault", "name"), [("truncated", "Socios1.zip"), ("corrupt", "Empresas0.zip")]
+)
+def test_refuses_a_bad_zip_naming_it(
+    share: FakeShare, tmp_path: Path, fault: str, name: str
+) -> None:
+    setattr(share, fault, {name})
+    with pytest.raises(DownloadError, match=rf"1 of 37 files failed: {name}: refused") as error:
+        download(share, tmp_path)
+    assert "zip" in str(error.value)
+    assert not (tmp_path / name).exists() and not list(tmp_path.glob(".*.part"))
+    assert len(list(tmp_path.glob("*.zip"))) == 36
+    assert len(share.gets(name)) == 2
+
+
+def test_skips_files_already_complete(share: FakeShare, tmp_path: Path) -> None:
+    download(share, tmp_path)
+    share.hits.clear()
+    outcomes, _ = download(share, tmp_path)
+    assert all(o.skipped for o in outcomes)
+    assert not [h for h in share.hits if h.method == "GET"]
+
+
+def test_gives_up_after_bounded_retries(tmp_path: Path) -> None:
+    unreachable = RemoteFile("Cnaes.zip", "http://127.0.0.1:9/Cnaes.zip", 10, None)
+    client = ShareClient("http://127.0.0.1:9/", SHARE_TOKEN, None, timeout=2)
+    with pytest.raises(DownloadError, match="Cnaes.zip: gave up after 3 attempts"):
+        download_release(client, [unreachable], tmp_path, FAST, lambda _: None)
+
+
+def test_falls_back_to_the_old_html_index(share: FakeShare, origin: Path, tmp_path: Path) -> None:
+    share.webdav = False
+    client = client_for(share)
+    assert client.list_releases() == [OLDER, RELEASE]
+    files = client.list_files(RELEASE)
+    assert len(files) == 37 and all(f.size is None for f in files)
+    assert all(f.url.startswith(share.legacy_url) for f in files)
+    download_release(client, files[:3], tmp_path, FAST, lambda _: None)
+    for f in files[:3]:
+        assert (tmp_path / f.name).read_bytes() == (origin / RELEASE / f.name).read_bytes()
+        assert zipfile.ZipFile(tmp_path / f.name).testzip() is None
+
+
+def test_an_incomplete_listing_fails_naming_the_missing_zips(share: FakeShare) -> None:
+    share.hidden = {"Socios3.zip", "Cnaes.zip"}
+    with pytest.raises(dg.Failure, match=r"35 of 37 zips; missing Cnaes.zip, Socios3.zip"):
+        select_release_files(RELEASE, client_for(share).list_files(RELEASE))
+
+
+def test_the_asset_downloads_then_the_tables_load(
+    share: FakeShare, postgres_server: ServerUrl, tmp_path: Path
+) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(RELEASES.name, [RELEASE])
+    receita = ReceitaSourceResource(share_url=share.share_url, legacy_url="", backoff_seconds=0.01)
+    result = dg.materialize(
+        [release_files, *TABLE_ASSETS],
+        instance=instance,
+        partition_key=RELEASE,
+        resources={**build_resources(str(tmp_path)), "receita": receita},
+    )
+    assert result.success
+    assert (tmp_path / RELEASE / "_SUCCESS").is_file()
+    by_key = {
+        m.asset_key.path[-1]: m.metadata
+        for m in result.asset_materializations_for_node("cnpj__release_files")
+    }
+    assert by_key["release_files"]["files"].value == 37
+    assert by_key["release_files"]["downloaded_files"].value == 37
+    empresas = result.asset_materializations_for_node("cnpj__empresas")[0].metadata
+    assert (
+        empresas["dagster/row_count"].value == count_rows(postgres_server, "empresas", RELEASE) > 0
+    )

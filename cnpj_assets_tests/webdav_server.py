@@ -1,0 +1,251 @@
+"""A fake Receita Federal share on 127.0.0.1: Nextcloud-style WebDAV and the old HTML index.
+
+It answers PROPFIND Depth 1 with the multistatus XML the real share sends (month folders
+at the root, zips with getcontentlength and getlastmodified), checks the share token's
+basic auth, serves GET with Range, and can misbehave on purpose: drop the connection
+halfway through a file once, serve a truncated or a corrupt zip, hide files from a
+listing, or have no WebDAV at all (only the old index answers).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+import zipfile
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BytesIO
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
+
+SHARE_TOKEN = "YggdBLfdninEJX9"
+DAV_PREFIX = "/public.php/webdav/"
+LEGACY_PREFIX = "/dados/cnpj/dados_abertos_cnpj/"
+MODIFIED = formatdate(1_760_000_000, usegmt=True)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One request the server answered, for the tests to look at."""
+
+    method: str
+    path: str
+    range: str | None
+
+
+def corrupt_member_data(data: bytes) -> bytes:
+    """The same zip with one byte flipped in the middle of its first member's data."""
+    info = zipfile.ZipFile(BytesIO(data)).infolist()[0]
+    header = info.header_offset
+    name_length = int.from_bytes(data[header + 26 : header + 28], "little")
+    extra_length = int.from_bytes(data[header + 28 : header + 30], "little")
+    position = header + 30 + name_length + extra_length + info.compress_size // 2
+    return data[:position] + bytes([data[position] ^ 0xFF]) + data[position + 1 :]
+
+
+@dataclass
+class FakeShare:
+    """The share's content and its faults; `start()` serves it on a free port."""
+
+    releases: dict[str, dict[str, bytes]]
+    webdav: bool = True
+    drop_once: set[str] = field(default_factory=set)
+    truncated: set[str] = field(default_factory=set)
+    corrupt: set[str] = field(default_factory=set)
+    hidden: set[str] = field(default_factory=set)
+    hits: list[Hit] = field(default_factory=list)
+
+    @classmethod
+    def from_landing(cls, landing: Path, releases: list[str]) -> FakeShare:
+        """Serve zips written by write_release under `landing/<release>/`."""
+        return cls(
+            {
+                r: {p.name: p.read_bytes() for p in sorted((landing / r).glob("*.zip"))}
+                for r in releases
+            }
+        )
+
+    def body(self, release: str, name: str) -> bytes:
+        data = self.releases[release][name]
+        if name in self.truncated:
+            return data[: len(data) * 2 // 3]
+        if name in self.corrupt:
+            return corrupt_member_data(data)
+        return data
+
+    def listed(self, release: str) -> list[str]:
+        return [n for n in sorted(self.releases[release]) if n not in self.hidden]
+
+    def start(self) -> FakeShare:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+    @property
+    def base(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def share_url(self) -> str:
+        return self.base + DAV_PREFIX
+
+    @property
+    def legacy_url(self) -> str:
+        return self.base + LEGACY_PREFIX
+
+    def gets(self, name: str) -> list[Hit]:
+        return [h for h in self.hits if h.method == "GET" and h.path.endswith("/" + name)]
+
+
+def _multistatus(responses: list[str]) -> bytes:
+    return (
+        '<?xml version="1.0"?>\n<d:multistatus xmlns:d="DAV:" xmlns:s="http://sabredav.org/ns" '
+        'xmlns:oc="http://owncloud.org/ns" xmlns:nc="http://nextcloud.org/ns">'
+        + "".join(responses)
+        + "</d:multistatus>"
+    ).encode()
+
+
+def _response(href: str, size: int | None) -> str:
+    kind = (
+        "<d:resourcetype><d:collection/></d:resourcetype>"
+        if size is None
+        else f"<d:resourcetype/><d:getcontentlength>{size}</d:getcontentlength>"
+        "<d:getcontenttype>application/zip</d:getcontenttype>"
+    )
+    return (
+        f"<d:response><d:href>{quote(href)}</d:href><d:propstat><d:prop>"
+        f"<d:getlastmodified>{MODIFIED}</d:getlastmodified>{kind}</d:prop>"
+        "<d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"
+    )
+
+
+def _handler_for(share: FakeShare) -> type[BaseHTTPRequestHandler]:
+    expected_auth = "Basic " + base64.b64encode(f"{SHARE_TOKEN}:".encode()).decode()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet: the tests read `share.hits` instead."""
+
+        def _route(self) -> tuple[str, str | None, str | None]:
+            """(layout, release, file) of the path; layout is dav, legacy or ''."""
+            path = unquote(urlsplit(self.path).path)
+            for layout, prefix in (("dav", DAV_PREFIX), ("legacy", LEGACY_PREFIX)):
+                if path.startswith(prefix):
+                    parts = [p for p in path[len(prefix) :].split("/") if p]
+                    return (
+                        layout,
+                        (parts[0] if parts else None),
+                        (parts[1] if len(parts) > 1 else None),
+                    )
+            return "", None, None
+
+        def _send(self, status: int, body: bytes = b"", content_type: str = "text/plain") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _authorized(self, layout: str) -> bool:
+            if layout != "dav" or self.headers.get("Authorization") == expected_auth:
+                return True
+            self._send(401, b"token required")
+            return False
+
+        def _record(self) -> None:
+            share.hits.append(
+                Hit(self.command, unquote(urlsplit(self.path).path), self.headers.get("Range"))
+            )
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+
+        def do_PROPFIND(self) -> None:
+            self._record()
+            layout, release, name = self._route()
+            if layout != "dav" or not share.webdav:
+                self._send(404 if layout else 405)
+                return
+            if not self._authorized(layout):
+                return
+            if release is None:
+                responses = [_response(DAV_PREFIX, None)]
+                responses += [_response(f"{DAV_PREFIX}{r}/", None) for r in sorted(share.releases)]
+            elif release in share.releases and name is None:
+                folder = f"{DAV_PREFIX}{release}/"
+                responses = [_response(folder, None)]
+                responses += [
+                    _response(folder + n, len(share.body(release, n)))
+                    for n in share.listed(release)
+                ]
+            else:
+                self._send(404)
+                return
+            self._send(207, _multistatus(responses), "application/xml; charset=utf-8")
+
+        def do_GET(self) -> None:
+            self._record()
+            layout, release, name = self._route()
+            if not layout or (layout == "dav" and not share.webdav):
+                self._send(404)
+                return
+            if not self._authorized(layout):
+                return
+            if name is not None and release in share.releases and name in share.releases[release]:
+                self._send_file(release, name)
+            elif layout == "legacy" and release is None:
+                self._send_index([f"{r}/" for r in sorted(share.releases)])
+            elif layout == "legacy" and release in share.releases and name is None:
+                self._send_index(share.listed(release))
+            else:
+                self._send(404)
+
+        def _send_index(self, names: list[str]) -> None:
+            """An Apache-style autoindex: links, dates and rounded sizes (no exact bytes)."""
+            rows = "".join(f'<a href="{quote(n)}">{n}</a>  2025-10-12 03:14  1.2M\n' for n in names)
+            page = f"<html><body><h1>Index</h1><pre>{rows}</pre></body></html>"
+            self._send(200, page.encode(), "text/html; charset=utf-8")
+
+        def _send_file(self, release: str, name: str) -> None:
+            data = share.body(release, name)
+            start = 0
+            match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+            if match:
+                start = int(match.group(1))
+                if start >= len(data):
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{len(data)}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            else:
+                self.send_response(200)
+            self.send_header("Content-Type", "application/zip")
+            self.send_header("Content-Length", str(len(data) - start))
+            self.send_header("Accept-Ranges", "bytes")
+            self.end_headers()
+            if name in share.drop_once:
+                share.drop_once.discard(name)
+                self.wfile.write(data[start : start + (len(data) - start) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            self.wfile.write(data[start:])
+
+    return Handler
