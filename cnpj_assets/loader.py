@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, wait
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -43,6 +46,7 @@ from cnpj_assets.resume import (
 from cnpj_assets.specs import TableSpec
 
 ProgressCallback = Callable[[str], None]
+BATCHES_IN_FLIGHT = 1  # a batch's COPYs may still run while the next batch is queued behind
 
 
 @dataclass(frozen=True)
@@ -50,11 +54,11 @@ class LoadSettings:
     """Sizes and places of a load; every field is a Dagster resource setting too."""
 
     scratch_dir: Path
-    batch_rows: int = 1_000_000
-    subbatch_rows: int = 100_000
+    batch_rows: int = 250_000
+    subbatch_rows: int = 125_000
     encoding: str = "latin-1"
     duckdb_threads: int = 2
-    duckdb_memory_limit: str = "1GB"
+    duckdb_memory_limit: str = "512MB"
     copy_streams: int = 2
     full_reload: bool = False  # ignore what an unfinished load left and start over
     retries: int = 3  # after a lost PostgreSQL connection
@@ -297,16 +301,10 @@ class TableLoader:
         member = read.member
         batch_spans: list[tuple[int, RowSpan]] = []
         subbatch_spans: list[tuple[int, RowSpan]] = []
-        for batch in prefetched(read.batches()):
-            span = batch.span
-            with audit.batch_context(file_node, batch.index, span.first_row, span.last_row) as node:
-                batch_spans.append((node.id, span))
-                futures = [
-                    pool.submit(partial(_copy_subbatch, audit, node, child, part))
-                    for sub in batch.subbatches(self.settings.subbatch_rows)
-                    for part in sub.parts(uncovered(sub.span.first_row, sub.span.last_row, covered))
-                ]
-                subbatch_spans.extend(results_in_order(futures))
+        in_flight: deque[tuple[AbstractContextManager[AuditNode], list[Future]]] = deque()
+
+        def close_oldest() -> None:
+            subbatch_spans.extend(_close_batch(*in_flight.popleft()))
             self.progress(
                 progress.report(
                     member.zip_path.name,
@@ -315,6 +313,29 @@ class TableLoader:
                     member.stats.bytes,
                 )
             )
+
+        try:
+            for batch in prefetched(read.batches()):
+                span = batch.span
+                context = audit.batch_context(file_node, batch.index, span.first_row, span.last_row)
+                node = context.__enter__()
+                batch_spans.append((node.id, span))
+                futures = [
+                    pool.submit(partial(_copy_subbatch, audit, node, child, part))
+                    for sub in batch.subbatches(self.settings.subbatch_rows)
+                    for part in sub.parts(uncovered(sub.span.first_row, sub.span.last_row, covered))
+                ]
+                in_flight.append((context, futures))
+                while len(in_flight) > BATCHES_IN_FLIGHT:
+                    close_oldest()
+            while in_flight:
+                close_oldest()
+        except BaseException as error:
+            while in_flight:
+                context, futures = in_flight.popleft()
+                wait(futures)
+                context.__exit__(type(error), error, error.__traceback__)
+            raise
         result = read.result
         audit.record_rejects(
             file_node, [(r.line, r.record, r.raw, r.reason) for r in result.rejects]
@@ -333,6 +354,19 @@ class TableLoader:
                 f"{child.spec.name} {read.member.zip_path.name}: {len(result.rejects)} rejected "
                 f"lines quarantined in cnpj_audit.rejected_row"
             )
+
+
+def _close_batch(
+    context: AbstractContextManager[AuditNode], futures: list[Future]
+) -> list[tuple[int, RowSpan]]:
+    """Wait for a batch's sub-batches, then close its audit context (FAILED on error)."""
+    try:
+        spans = results_in_order(futures)
+    except BaseException as error:
+        context.__exit__(type(error), error, error.__traceback__)
+        raise
+    context.__exit__(None, None, None)
+    return spans
 
 
 def _copy_subbatch(

@@ -44,11 +44,11 @@ class LoadSettingsResource(dg.ConfigurableResource):
     """
 
     scratch_dir: str
-    batch_rows: int = 1_000_000
-    subbatch_rows: int = 100_000
+    batch_rows: int = 250_000
+    subbatch_rows: int = 125_000
     encoding: str = "latin-1"
     duckdb_threads: int = 2
-    duckdb_memory_limit: str = "1GB"
+    duckdb_memory_limit: str = "512MB"
     copy_streams: int = 2
     full_reload: bool = False
     retries: int = 3

@@ -19,14 +19,14 @@ from cnpj_assets.postgres.tables import LINEAGE_COLUMN, LoadingChild
 _CSV_OPTIONS = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
 
 
-def with_lineage(data: pa.RecordBatch, subbatch_id: int) -> pa.RecordBatch:
+def with_lineage(data: pa.Table, subbatch_id: int) -> pa.Table:
     """The rows plus the `_subbatch_id` column that ties each to its audit row."""
     lineage = pa.repeat(pa.scalar(subbatch_id, pa.int64()), data.num_rows)
     return data.append_column(LINEAGE_COLUMN, lineage)
 
 
 def copy_rows(
-    connection: psycopg.Connection, child: LoadingChild, data: pa.RecordBatch, subbatch_id: int
+    connection: psycopg.Connection, child: LoadingChild, data: pa.Table, subbatch_id: int
 ) -> int:
     """COPY the rows in one statement (its own transaction); return the bytes sent."""
     buffer = io.BytesIO()

@@ -19,9 +19,10 @@ import pyarrow.compute as pc
 from cnpj_assets.reader.line_map import LineMap, RejectPosition
 from cnpj_assets.reader.member import ExtractedMember
 from cnpj_assets.reader.typing_sql import (
+    GIVEN_PREFIX,
     NEWLINE_COUNT_COLUMN,
     ReadOptions,
-    bad_flag_columns,
+    typed_columns_with_flags,
     typed_select,
 )
 from cnpj_assets.specs import TableSpec
@@ -35,10 +36,10 @@ class AccountingError(RuntimeError):
 class ReaderSettings:
     """Knobs of the read; defaults suit a 2-core machine with a few GiB to spare."""
 
-    batch_rows: int = 1_000_000
+    batch_rows: int = 250_000
     encoding: str = "latin-1"
     duckdb_threads: int = 2
-    duckdb_memory_limit: str = "1GB"
+    duckdb_memory_limit: str = "512MB"
     max_line_size: int = 8 * 1024 * 1024
 
 
@@ -56,7 +57,7 @@ class RowSpan:
 
 @dataclass(frozen=True)
 class SubBatch:
-    data: pa.RecordBatch
+    data: pa.Table
     span: RowSpan
     index: int
 
@@ -75,9 +76,9 @@ class SubBatch:
 
 @dataclass(frozen=True)
 class Batch:
-    """One DuckDB chunk of a file."""
+    """A run of consecutive rows of a file, `batch_rows` long (the last may be shorter)."""
 
-    data: pa.RecordBatch
+    data: pa.Table
     span: RowSpan
     index: int
 
@@ -123,13 +124,10 @@ class FileRead:
         self.spec = spec
         self.member = member
         self.settings = settings
-        self.result = FileReadResult(invalid_values={c: 0 for c in self._flag_names()})
+        self.result = FileReadResult(invalid_values={c: 0 for c in typed_columns_with_flags(spec)})
         self._multiline = member.stats.may_have_multiline_records
         self._multiline_rows: dict[int, int] = {}
         self._started = False
-
-    def _flag_names(self) -> list[str]:
-        return [name.removeprefix("_bad_") for name in bad_flag_columns(self.spec)]
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         connection = duckdb.connect(
@@ -159,20 +157,22 @@ class FileRead:
         try:
             stream = connection.sql(sql).to_arrow_reader(self.settings.batch_rows)
             next_row = 0
-            for index, raw in enumerate(stream):
-                batch = self._to_batch(raw, index, next_row)
+            for index, chunks in enumerate(_regrouped(stream, self.settings.batch_rows)):
+                batch = self._to_batch(pa.Table.from_batches(chunks), index, next_row)
                 next_row = batch.span.last_row + 1
                 yield batch
             self._finish(connection)
         finally:
             connection.close()
 
-    def _to_batch(self, raw: pa.RecordBatch, index: int, first_row: int) -> Batch:
-        for column in self._flag_names():
-            self.result.invalid_values[column] += pc.sum(raw.column(f"_bad_{column}")).as_py() or 0
+    def _to_batch(self, raw: pa.Table, index: int, first_row: int) -> Batch:
+        for column in self.result.invalid_values:
+            given = pc.sum(raw.column(GIVEN_PREFIX + column)).as_py() or 0
+            typed = raw.num_rows - raw.column(column).null_count
+            self.result.invalid_values[column] += given - typed
         if self._multiline:
             newlines = raw.column(NEWLINE_COUNT_COLUMN)
-            for position in pc.indices_nonzero(newlines).to_pylist():
+            for position in pc.indices_nonzero(newlines.combine_chunks()).to_pylist():
                 self._multiline_rows[first_row + position] = newlines[position].as_py()
         self.result.rows += raw.num_rows
         span = RowSpan(first_row, first_row + raw.num_rows - 1)
@@ -211,6 +211,24 @@ class FileRead:
             f"{len(self.result.rejects)} rejected, "
             f"{len(self.member.stats.blank_lines)} blank: {detail}"
         )
+
+
+def _regrouped(stream: Iterator[pa.RecordBatch], rows: int) -> Iterator[list[pa.RecordBatch]]:
+    """DuckDB's chunks gathered into runs of at least `rows` rows, without copying.
+
+    DuckDB hands out chunks of its own size (~150 k rows here) whatever size is asked
+    for; batches of the configured size keep every COPY stream busy between batches.
+    """
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for chunk in stream:
+        pending.append(chunk)
+        count += chunk.num_rows
+        if count >= rows:
+            yield pending
+            pending, count = [], 0
+    if pending:
+        yield pending
 
 
 def read_member(
