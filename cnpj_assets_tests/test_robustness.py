@@ -353,3 +353,36 @@ def test_short_disk_is_a_clear_error_before_extraction(tmp_path: Path) -> None:
     with pytest.raises(MemberError, match="not enough disk"):
         extract_member(zip_path, tmp_path / "scratch", ExtractLimits(min_free_bytes=2**62))
     assert not list((tmp_path / "scratch").glob("*.csv"))
+
+
+def test_different_tables_and_releases_load_side_by_side(
+    postgres_server: ServerUrl, landing: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "other"
+    write_release("2025-05", 300, other, seed=9, only=TABLES["paises"].zip_names())
+    jobs = [
+        (TABLES["cnaes"], discover_release(landing, RELEASE)),
+        (TABLES["paises"], discover_release(landing, RELEASE)),
+        (TABLES["paises"], discover_release(other, "2025-05")),
+    ]
+    errors: list[BaseException] = []
+
+    def load(spec, release) -> None:
+        try:
+            TableLoader(
+                postgres_server.url,
+                LoadSettings(scratch_dir=tmp_path / spec.name / release.name),
+                lambda _: None,
+            ).load(spec, release)
+        except BaseException as error:  # collected and asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=load, args=job) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert count_rows(postgres_server, "cnaes", RELEASE) == 1359
+    assert count_rows(postgres_server, "paises", RELEASE) == 255
+    assert count_rows(postgres_server, "paises", "2025-05") == 255
