@@ -61,6 +61,16 @@ def loader(server: ServerUrl, tmp_path: Path) -> TableLoader:
     return TableLoader(server.url, LoadSettings(scratch_dir=tmp_path / "scratch"), lambda _: None)
 
 
+def duplicated_establishments(server: ServerUrl) -> int:
+    """Full CNPJs that appear more than once in the test release."""
+    return query(
+        server,
+        """SELECT count(*) FROM (SELECT 1 FROM cnpj.estabelecimentos WHERE release = %s
+           GROUP BY cnpj_basico, cnpj_ordem, cnpj_dv HAVING count(*) > 1) d""",
+        (RELEASE,),
+    )[0][0]
+
+
 def statuses(server: ServerUrl, run_id: str) -> list[str]:
     return [
         row[0]
@@ -102,13 +112,7 @@ def test_kill_9_mid_load_keeps_the_old_release_and_the_next_run_finishes(
     loader(postgres_server, tmp_path).load(spec, release, RunInfo(dagster_run_id="rescue-run"))
 
     assert count_rows(postgres_server, "estabelecimentos", RELEASE) == expected
-    duplicates = query(
-        postgres_server,
-        """SELECT count(*) FROM (SELECT 1 FROM cnpj.estabelecimentos WHERE release = %s
-           GROUP BY cnpj_basico, cnpj_ordem, cnpj_dv HAVING count(*) > 1) d""",
-        (RELEASE,),
-    )[0][0]
-    assert duplicates == 0
+    assert duplicated_establishments(postgres_server) == 0
     victim_tables = query(
         postgres_server,
         "SELECT status, error FROM cnpj_audit.table_load WHERE dagster_run_id = 'victim-run'",
@@ -179,13 +183,7 @@ def test_a_connection_cut_mid_copy_is_retried_and_resumed(
         len(f.good) for f in read_table(landing, RELEASE, "estabelecimentos").values()
     )
     assert loads[-1][2] == count_rows(postgres_server, "estabelecimentos", RELEASE) == oracle_rows
-    duplicates = query(
-        postgres_server,
-        """SELECT count(*) FROM (SELECT 1 FROM cnpj.estabelecimentos WHERE release = %s
-           GROUP BY cnpj_basico, cnpj_ordem, cnpj_dv HAVING count(*) > 1) d""",
-        (RELEASE,),
-    )[0][0]
-    assert duplicates == 0
+    assert duplicated_establishments(postgres_server) == 0
 
 
 def test_full_reload_ignores_an_unfinished_load(
