@@ -37,7 +37,7 @@ url, landing, scratch = sys.argv[1:4]
 settings = LoadSettings(scratch_dir=Path(scratch), batch_rows=2000, subbatch_rows=1000)
 loader = TableLoader(url, settings, progress=lambda _: None)
 loader.load(TABLES["estabelecimentos"], discover_release(Path(landing), "2025-06"),
-            RunInfo(dagster_run_id="victim-run"))
+            RunInfo(dagster_run_id=sys.argv[4]))
 """
 
 
@@ -86,19 +86,33 @@ def statuses(server: ServerUrl, run_id: str) -> list[str]:
     ]
 
 
+@pytest.mark.parametrize("committed_before_kill", [0, 3], ids=["before-any-copy", "mid-copy"])
 def test_kill_9_mid_load_keeps_the_old_release_and_the_next_run_finishes(
-    postgres_server: ServerUrl, landing: Path, tmp_path: Path
+    postgres_server: ServerUrl, landing: Path, tmp_path: Path, committed_before_kill: int
 ) -> None:
+    victim_run, rescue_run = f"victim-{committed_before_kill}", f"rescue-{committed_before_kill}"
+    started = "SELECT count(*) FROM cnpj_audit.table_load WHERE dagster_run_id = %s"
     spec = TABLES["estabelecimentos"]
     release = discover_release(landing, RELEASE)
     loader(postgres_server, tmp_path).load(spec, release)
     expected = count_rows(postgres_server, "estabelecimentos", RELEASE)
     victim = subprocess.Popen(
-        [sys.executable, "-c", KILLED_LOAD, postgres_server.url, str(landing), str(tmp_path / "v")]
+        [
+            sys.executable,
+            "-c",
+            KILLED_LOAD,
+            postgres_server.url,
+            str(landing),
+            str(tmp_path / "v"),
+            victim_run,
+        ]
     )
     try:
         deadline = time.monotonic() + 120
-        while statuses(postgres_server, "victim-run").count("COMPLETED") < 3:
+        while (
+            query(postgres_server, started, (victim_run,))[0][0] == 0
+            or statuses(postgres_server, victim_run).count("COMPLETED") < committed_before_kill
+        ):
             assert victim.poll() is None, "the load finished before it could be killed"
             assert time.monotonic() < deadline, "no sub-batch committed in time"
             time.sleep(0.05)
@@ -106,26 +120,28 @@ def test_kill_9_mid_load_keeps_the_old_release_and_the_next_run_finishes(
     finally:
         victim.wait()
     assert count_rows(postgres_server, "estabelecimentos", RELEASE) == expected
-    victim_status = "SELECT status FROM cnpj_audit.table_load WHERE dagster_run_id = 'victim-run'"
-    assert query(postgres_server, victim_status) == [("RUNNING",)]
+    victim_status = "SELECT status FROM cnpj_audit.table_load WHERE dagster_run_id = %s"
+    assert query(postgres_server, victim_status, (victim_run,)) == [("RUNNING",)]
 
-    loader(postgres_server, tmp_path).load(spec, release, RunInfo(dagster_run_id="rescue-run"))
+    loader(postgres_server, tmp_path).load(spec, release, RunInfo(dagster_run_id=rescue_run))
 
     assert count_rows(postgres_server, "estabelecimentos", RELEASE) == expected
     assert duplicated_establishments(postgres_server) == 0
     victim_tables = query(
         postgres_server,
-        "SELECT status, error FROM cnpj_audit.table_load WHERE dagster_run_id = 'victim-run'",
+        "SELECT status, error FROM cnpj_audit.table_load WHERE dagster_run_id = %s",
+        (victim_run,),
     )
-    assert victim_tables[0][0] == "ABANDONED" and "rescue-run" in victim_tables[0][1]
-    assert set(statuses(postgres_server, "victim-run")) <= {"COMPLETED", "ABANDONED"}
+    assert victim_tables[0][0] == "ABANDONED" and rescue_run in victim_tables[0][1]
+    assert set(statuses(postgres_server, victim_run)) <= {"COMPLETED", "ABANDONED"}
     resumed, copied = query(
         postgres_server,
         """SELECT sum(f.resumed_rows), sum(f.rows - f.resumed_rows)
            FROM cnpj_audit.table_load t JOIN cnpj_audit.file_load f ON f.table_load_id = t.id
-           WHERE t.dagster_run_id = 'rescue-run'""",
+           WHERE t.dagster_run_id = %s""",
+        (rescue_run,),
     )[0]
-    assert resumed >= 3 * 1000, "the rescue run resumed from the committed sub-batches"
+    assert resumed >= committed_before_kill * 1000, "resumed from the committed sub-batches"
     assert resumed + copied == expected
     leftovers = query(
         postgres_server,
