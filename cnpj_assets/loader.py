@@ -54,11 +54,11 @@ class LoadSettings:
     """Sizes and places of a load; every field is a Dagster resource setting too."""
 
     scratch_dir: Path
-    batch_rows: int = 250_000
+    batch_rows: int = ReaderSettings.batch_rows
     subbatch_rows: int = 125_000
-    encoding: str = "latin-1"
-    duckdb_threads: int = 2
-    duckdb_memory_limit: str = "512MB"
+    encoding: str = ReaderSettings.encoding
+    duckdb_threads: int = ReaderSettings.duckdb_threads
+    duckdb_memory_limit: str = ReaderSettings.duckdb_memory_limit
     copy_streams: int = 2
     full_reload: bool = False  # ignore what an unfinished load left and start over
     retries: int = 3  # after a lost PostgreSQL connection

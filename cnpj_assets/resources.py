@@ -23,9 +23,6 @@ class PostgresResource(dg.ConfigurableResource):
     def url(self) -> str:
         return server_url().url
 
-    def redacted_url(self) -> str:
-        return server_url().redacted()
-
 
 class LandingResource(dg.ConfigurableResource):
     """The landing folder: `<landing_dir>/<YYYY-MM>/*.zip`."""
@@ -39,20 +36,21 @@ class LandingResource(dg.ConfigurableResource):
 class LoadSettingsResource(dg.ConfigurableResource):
     """Batch sizes, encoding, DuckDB limits, COPY streams and retries of a load.
 
-    The fields mirror loader.LoadSettings (which stays free of Dagster); see the
-    README's Performance section for what each one does.
+    The fields mirror loader.LoadSettings (which stays free of Dagster) and take their
+    defaults from it, so the two cannot drift; see the README's Performance section for
+    what each one does.
     """
 
     scratch_dir: str
-    batch_rows: int = 250_000
-    subbatch_rows: int = 125_000
-    encoding: str = "latin-1"
-    duckdb_threads: int = 2
-    duckdb_memory_limit: str = "512MB"
-    copy_streams: int = 2
-    full_reload: bool = False
-    retries: int = 3
-    retry_backoff_seconds: float = 2.0
+    batch_rows: int = LoadSettings.batch_rows
+    subbatch_rows: int = LoadSettings.subbatch_rows
+    encoding: str = LoadSettings.encoding
+    duckdb_threads: int = LoadSettings.duckdb_threads
+    duckdb_memory_limit: str = LoadSettings.duckdb_memory_limit
+    copy_streams: int = LoadSettings.copy_streams
+    full_reload: bool = LoadSettings.full_reload
+    retries: int = LoadSettings.retries
+    retry_backoff_seconds: float = LoadSettings.retry_backoff_seconds
 
     def settings(self) -> LoadSettings:
         values = self.model_dump()
