@@ -149,3 +149,46 @@ def test_broken_zips_are_clear_errors(tmp_path: Path) -> None:
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(MemberError, match="Truncated.zip"):
         extract_member(truncated, tmp_path / "scratch")
+
+
+def _patch_central_directory(zip_path: Path, offset: int, value: int) -> None:
+    """Overwrite a 4-byte field of the (single) central directory entry."""
+    data = bytearray(zip_path.read_bytes())
+    entry = data.rindex(b"PK\x01\x02")
+    data[entry + offset : entry + offset + 4] = value.to_bytes(4, "little")
+    zip_path.write_bytes(bytes(data))
+
+
+def test_inflated_members_are_checked_against_their_directory_entry(tmp_path: Path) -> None:
+    content = QUIRKY * 200
+    wrong_crc = make_zip(tmp_path / "Crc.zip", content)
+    _patch_central_directory(wrong_crc, 16, zipfile.ZipFile(wrong_crc).infolist()[0].CRC ^ 1)
+    with pytest.raises(MemberError, match="Crc.zip.*fails its CRC check"):
+        extract_member(wrong_crc, tmp_path / "scratch")
+    lying = make_zip(tmp_path / "Lying.zip", content)
+    _patch_central_directory(lying, 24, len(content) // 2)  # declared uncompressed size
+    with pytest.raises(MemberError, match="Lying.zip.*expands past its declared size"):
+        extract_member(lying, tmp_path / "scratch")
+    garbled = make_zip(tmp_path / "Garbled.zip", content)
+    data = bytearray(garbled.read_bytes())
+    data[60:80] = b"\xff" * 20  # inside the deflate stream, the directory intact
+    garbled.write_bytes(bytes(data))
+    with pytest.raises(MemberError, match="Garbled.zip: corrupt or truncated zip"):
+        extract_member(garbled, tmp_path / "scratch")
+    assert not list((tmp_path / "scratch").glob("*.csv")), "no partial member is left behind"
+
+
+def test_stored_and_multi_chunk_members_extract_byte_for_byte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    content = b"".join(
+        b'"%07d";"Cultivo %d \xc7\xc3O"\n' % (i, i * 7919 % 10007) for i in range(20000)
+    )
+    stored = tmp_path / "Stored.zip"
+    with zipfile.ZipFile(stored, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr(MEMBER, content)
+    assert extract_member(stored, tmp_path / "a").path.read_bytes() == content
+    monkeypatch.setattr("cnpj_assets.reader.member.CHUNK_BYTES", 4096)
+    deflated = extract_member(make_zip(tmp_path / "Deflated.zip", content), tmp_path / "b")
+    assert deflated.path.read_bytes() == content
+    assert deflated.stats.physical_lines == 20000

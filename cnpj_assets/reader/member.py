@@ -15,6 +15,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from cnpj_assets.reader.inflate import InflateError, member_chunks
+
 CHUNK_BYTES = 8 * 1024 * 1024
 
 
@@ -133,7 +135,8 @@ class _LineCounter:
             self._record_blank_lines(chunk)
         stats.newlines += newlines
         stats.quote_newlines += quote_newlines
-        stats.nul_bytes += chunk.count(b"\x00")
+        if b"\x00" in chunk:  # a memchr: counting costs a full pass, and NULs are rare
+            stats.nul_bytes += chunk.count(b"\x00")
         stats.bytes += len(chunk)
         self._previous = chunk[-1:]
 
@@ -165,13 +168,11 @@ def extract_member(
         with zipfile.ZipFile(zip_path) as archive:
             info = _the_member(zip_path, archive)
             _check_limits(zip_path, info, scratch, limits)
-            with archive.open(info) as source, open(target, "wb") as sink:
-                while chunk := source.read(CHUNK_BYTES):
-                    counter.feed(chunk)
-                    sink.write(chunk)
-                    if counter.stats.bytes > limits.max_expanded_bytes:
-                        raise MemberError(f"{zip_path}: member expands past its declared size")
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as error:
+        with open(target, "wb") as sink:
+            for chunk in member_chunks(zip_path, info, CHUNK_BYTES):
+                counter.feed(chunk)
+                sink.write(chunk)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, InflateError, OSError) as error:
         target.unlink(missing_ok=True)
         raise MemberError(f"{zip_path}: corrupt or truncated zip ({error})") from error
     except MemberError:

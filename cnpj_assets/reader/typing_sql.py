@@ -39,13 +39,20 @@ class ReadOptions:
 
 
 def read_csv_call(spec: TableSpec, path: str, options: ReadOptions) -> str:
-    """read_csv with every column as text and bad lines sent to the rejects tables."""
+    """read_csv with every column as text and bad lines sent to the rejects tables.
+
+    The read buffer is set to the line limit, its smallest allowed size. Left to
+    DuckDB, it is 16 times the line limit (128 MB for 8 MB lines): measured on a
+    3.3 M-row member, the read then took 985 MiB of memory, growing with the file,
+    against 243 MiB flat and 40% less time with 8 MB buffers.
+    """
     columns = ", ".join(f"{quote_literal(c.name)}: 'VARCHAR'" for c in spec.columns)
     return (
         f"read_csv({quote_literal(path)}, header = false, delim = ';', quote = '\"', "
         f"escape = '\"', auto_detect = false, columns = {{{columns}}}, "
         f"encoding = {quote_literal(options.encoding)}, store_rejects = true, "
-        f"max_line_size = {int(options.max_line_size)}, strict_mode = true)"
+        f"max_line_size = {int(options.max_line_size)}, "
+        f"buffer_size = {int(options.max_line_size)}, strict_mode = true)"
     )
 
 

@@ -1,0 +1,99 @@
+"""Inflate a zip member with ISA-L, checking its CRC and size as zipfile would.
+
+Python's zipfile inflates with zlib: measured here at 0.64 s for a 183 MB member,
+against 0.25 s with ISA-L's inflate (`isal`), CRC included. A release inflates about
+20 GB, so that is minutes of CPU saved, and the first file of a table starts sooner.
+zipfile still parses the directory; this module only reads the member's data.
+"""
+
+from __future__ import annotations
+
+import struct
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from isal import isal_zlib
+
+LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, name length, extra length
+LOCAL_SIGNATURE = b"PK\x03\x04"
+ENCRYPTED_FLAG = 0x1
+
+
+class InflateError(ValueError):
+    """The member's data is not what its directory entry promises."""
+
+
+def _data_offset(handle: BinaryIO, info: zipfile.ZipInfo) -> int:
+    """Where the member's compressed bytes start: after its local header."""
+    handle.seek(info.header_offset)
+    header = handle.read(LOCAL_HEADER.size)
+    if len(header) < LOCAL_HEADER.size:
+        raise InflateError("the local header is cut short")
+    signature, name_length, extra_length = LOCAL_HEADER.unpack(header)
+    if signature != LOCAL_SIGNATURE:
+        raise InflateError("bad local header signature")
+    return info.header_offset + LOCAL_HEADER.size + name_length + extra_length
+
+
+def _compressed_chunks(handle: BinaryIO, size: int, chunk_bytes: int) -> Iterator[bytes]:
+    left = size
+    while left > 0:
+        chunk = handle.read(min(chunk_bytes, left))
+        if not chunk:
+            raise InflateError(f"the compressed data ends {left} bytes early")
+        left -= len(chunk)
+        yield chunk
+
+
+def member_chunks(zip_path: Path, info: zipfile.ZipInfo, chunk_bytes: int) -> Iterator[bytes]:
+    """The member's uncompressed bytes, in chunks of about `chunk_bytes`.
+
+    Raises InflateError when the stream is corrupt, ends early, or its CRC or length
+    differ from the directory's.
+    """
+    if info.flag_bits & ENCRYPTED_FLAG:
+        raise InflateError(f"member {info.filename} is encrypted")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise InflateError(f"member {info.filename} uses compression method {info.compress_type}")
+    crc = 0
+    length = 0
+    with open(zip_path, "rb") as handle:
+        handle.seek(_data_offset(handle, info))
+        compressed = _compressed_chunks(handle, info.compress_size, chunk_bytes)
+        if info.compress_type == zipfile.ZIP_STORED:
+            chunks: Iterator[bytes] = compressed
+        else:
+            chunks = _inflated(compressed, chunk_bytes)
+        for chunk in chunks:
+            length += len(chunk)
+            if length > info.file_size:  # a zip bomb lying about its size stops here
+                raise InflateError(f"member {info.filename} expands past its declared size")
+            crc = isal_zlib.crc32(chunk, crc)
+            yield chunk
+    if length != info.file_size:
+        raise InflateError(
+            f"member {info.filename} inflates to {length} bytes, not {info.file_size}"
+        )
+    if crc != info.CRC:
+        raise InflateError(f"member {info.filename} fails its CRC check")
+
+
+def _inflated(compressed: Iterator[bytes], chunk_bytes: int) -> Iterator[bytes]:
+    """Raw deflate, with output bounded per call so a small input cannot balloon memory."""
+    inflater = isal_zlib.decompressobj(-isal_zlib.MAX_WBITS)
+    try:
+        for chunk in compressed:
+            data = chunk
+            while data:
+                out = inflater.decompress(data, chunk_bytes)
+                if out:
+                    yield out
+                data = inflater.unconsumed_tail
+        while out := inflater.flush():
+            yield out
+    except isal_zlib.error as error:
+        raise InflateError(f"corrupt deflate data ({error})") from error
+    if not inflater.eof:
+        raise InflateError("the deflate stream ends early")
