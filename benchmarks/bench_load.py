@@ -25,7 +25,7 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RELEASE, make_tables, peak_rss_mib, timed  # noqa: E402
+from common import RELEASE, make_tables, peak_rss_mib, reset_peak_rss, timed  # noqa: E402
 
 from cnpj_assets.landing import Release, discover_release  # noqa: E402
 from cnpj_assets.loader import LoadSettings, TableLoader  # noqa: E402
@@ -43,10 +43,14 @@ LIKE = {"socios": "estabelecimentos", "simples": "empresas"}  # projected with a
 CHUNK = 8 * 1024 * 1024
 
 
-def load(server: ServerUrl, table: str, release: Release, scratch: Path) -> tuple[int, float]:
+def load(
+    server: ServerUrl, table: str, release: Release, scratch: Path
+) -> tuple[int, float, float]:
+    """Rows, seconds and peak memory (MiB) of the load alone."""
     loader = TableLoader(server.url, LoadSettings(scratch_dir=scratch), progress=lambda _: None)
+    reset_peak_rss()
     summary, seconds = timed(lambda: loader.load(TABLES[table], release))
-    return int(summary.tree["rows"]), seconds
+    return int(summary.tree["rows"]), seconds, peak_rss_mib()
 
 
 def export_clean_rows(server: ServerUrl, table: str, path: Path) -> None:
@@ -96,11 +100,12 @@ def main() -> None:
     print(f"PostgreSQL: {server.redacted()}")
     rates: dict[str, float] = {}
     ratios: dict[str, float] = {}
+    peaks: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = make_tables(Path(tmp), args.rows, ["estabelecimentos", "empresas"])
         release = discover_release(folder.parent, RELEASE)
         for table in ("estabelecimentos", "empresas"):
-            rows, load_seconds = load(server, table, release, Path(tmp) / "scratch")
+            rows, load_seconds, peaks[table] = load(server, table, release, Path(tmp) / "scratch")
             clean = Path(tmp) / f"{table}.copy"
             export_clean_rows(server, table, clean)
             reference_seconds = reference(server, table, clean)
@@ -112,7 +117,10 @@ def main() -> None:
                 f"reference COPY + indexes {rows / reference_seconds:,.0f} rows/s "
                 f"({reference_seconds:.1f} s)"
             )
-    print(f"peak memory of the load: {peak_rss_mib():,.0f} MiB")
+    print(
+        "peak memory of the load: "
+        + ", ".join(f"{table} {peak:,.0f} MiB" for table, peak in peaks.items())
+    )
     total = sum(REAL_ROWS[t] / rates[LIKE.get(t, t)] for t in REAL_ROWS)
     print(
         f"projection of a full release ({sum(REAL_ROWS.values()) / 1e6:.0f} M rows; socios at the "

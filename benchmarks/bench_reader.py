@@ -15,7 +15,7 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import make_files, peak_rss_mib, timed  # noqa: E402
+from common import make_files, peak_rss_mib, reset_peak_rss, timed  # noqa: E402
 
 from cnpj_assets.reader import ReaderSettings, extract_member, read_member  # noqa: E402
 from cnpj_assets.reader.typing_sql import ReadOptions, read_csv_call  # noqa: E402
@@ -45,6 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = make_files(Path(tmp), args.rows, ["Estabelecimentos0.zip"])
+        reset_peak_rss()
         member = extract_member(folder / "Estabelecimentos0.zip", Path(tmp) / "scratch")
         print(f"file: {member.member_name}, {member.stats.bytes / 2**20:,.0f} MiB")
         count, count_seconds = timed(lambda: plain_count(member.path))
@@ -57,7 +58,7 @@ def main() -> None:
     read_rate = rows / min(read_seconds, read_again)
     print(f"plain DuckDB count: {count:,} rows at {count_rate:,.0f} rows/s")
     print(f"typed reader:       {rows:,} rows at {read_rate:,.0f} rows/s")
-    print(f"peak memory: {peak_rss_mib():,.0f} MiB")
+    print(f"peak memory of extracting, counting and reading: {peak_rss_mib():,.0f} MiB")
     print(f"ratio reader/count: {read_rate / count_rate:.2f}")
 
 

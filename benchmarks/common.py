@@ -6,7 +6,6 @@ machines are shared and noisy: absolute seconds mean little, ratios travel.
 
 from __future__ import annotations
 
-import resource
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +45,17 @@ def timed(function: Callable[[], T]) -> tuple[T, float]:
     return value, time.perf_counter() - started
 
 
+def reset_peak_rss() -> None:
+    """Start a new peak: what came before (making the synthetic release) is not counted.
+
+    Linux resets VmHWM on writing 5 to clear_refs; ru_maxrss cannot be reset.
+    """
+    Path("/proc/self/clear_refs").write_text("5")
+
+
 def peak_rss_mib() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident memory of this process since the last `reset_peak_rss`."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status: the benchmarks need Linux")
