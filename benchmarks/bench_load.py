@@ -18,6 +18,7 @@ import argparse
 import os
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -43,14 +44,32 @@ LIKE = {"socios": "estabelecimentos", "simples": "empresas"}  # projected with a
 CHUNK = 8 * 1024 * 1024
 
 
-def load(
-    server: ServerUrl, table: str, release: Release, scratch: Path
-) -> tuple[int, float, float]:
-    """Rows, seconds and peak memory (MiB) of the load alone."""
+@dataclass(frozen=True)
+class Timing:
+    """A run's seconds in all, and the part spent building the key and indexes."""
+
+    rows: int
+    seconds: float
+    index_seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds
+
+    def describe(self, what: str) -> str:
+        return (
+            f"{what} {self.rate:,.0f} rows/s ({self.seconds:.1f} s: rows in "
+            f"{self.seconds - self.index_seconds:.1f}, key and indexes {self.index_seconds:.1f})"
+        )
+
+
+def load(server: ServerUrl, table: str, release: Release, scratch: Path) -> tuple[Timing, float]:
+    """The load's timing and its peak memory in MiB."""
     loader = TableLoader(server.url, LoadSettings(scratch_dir=scratch), progress=lambda _: None)
     reset_peak_rss()
     summary, seconds = timed(lambda: loader.load(TABLES[table], release))
-    return int(summary.tree["rows"]), seconds, peak_rss_mib()
+    tree = summary.tree
+    return Timing(int(tree["rows"]), seconds, float(tree["index_seconds"])), peak_rss_mib()
 
 
 def export_clean_rows(server: ServerUrl, table: str, path: Path) -> None:
@@ -68,28 +87,24 @@ def export_clean_rows(server: ServerUrl, table: str, path: Path) -> None:
             sink.write(chunk)
 
 
-def reference(server: ServerUrl, table: str, path: Path) -> float:
+def reference(server: ServerUrl, table: str, path: Path, rows: int) -> Timing:
     """One COPY stream of clean rows into an identical table, then the same indexes."""
     spec = TABLES[table]
     with psycopg.connect(server.url, autocommit=True) as connection:
         child = tables.create_loading_child(connection, spec, RELEASE, table_load_id=0)
         try:
 
-            def copy_and_index() -> None:
-                with (
-                    connection.cursor().copy(
-                        sql.SQL("COPY {} FROM STDIN").format(child.identifier)
-                    ) as copy,
-                    open(path, "rb") as source,
-                ):
+            def copy() -> None:
+                statement = sql.SQL("COPY {} FROM STDIN").format(child.identifier)
+                with connection.cursor().copy(statement) as stream, open(path, "rb") as source:
                     while chunk := source.read(CHUNK):
-                        copy.write(chunk)
-                tables.build_indexes(connection, child)
+                        stream.write(chunk)
 
-            _, seconds = timed(copy_and_index)
+            _, copy_seconds = timed(copy)
+            _, index_seconds = timed(lambda: tables.build_indexes(connection, child))
         finally:
             tables.drop_child(connection, child)
-    return seconds
+    return Timing(rows, copy_seconds + index_seconds, index_seconds)
 
 
 def main() -> None:
@@ -98,36 +113,38 @@ def main() -> None:
     args = parser.parse_args()
     server = server_url()
     print(f"PostgreSQL: {server.redacted()}")
-    rates: dict[str, float] = {}
-    ratios: dict[str, float] = {}
+    loads: dict[str, Timing] = {}
+    references: dict[str, Timing] = {}
     peaks: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = make_tables(Path(tmp), args.rows, ["estabelecimentos", "empresas"])
         release = discover_release(folder.parent, RELEASE)
         for table in ("estabelecimentos", "empresas"):
-            rows, load_seconds, peaks[table] = load(server, table, release, Path(tmp) / "scratch")
+            loads[table], peaks[table] = load(server, table, release, Path(tmp) / "scratch")
             clean = Path(tmp) / f"{table}.copy"
             export_clean_rows(server, table, clean)
-            reference_seconds = reference(server, table, clean)
+            references[table] = reference(server, table, clean, loads[table].rows)
             os.unlink(clean)
-            rates[table] = rows / load_seconds
-            ratios[table] = reference_seconds / load_seconds
             print(
-                f"{table}: {rows:,} rows; load {rates[table]:,.0f} rows/s ({load_seconds:.1f} s), "
-                f"reference COPY + indexes {rows / reference_seconds:,.0f} rows/s "
-                f"({reference_seconds:.1f} s)"
+                f"{table}: {loads[table].rows:,} rows; {loads[table].describe('load')}; "
+                f"{references[table].describe('reference COPY + indexes')}"
             )
     print(
         "peak memory of the load: "
         + ", ".join(f"{table} {peak:,.0f} MiB" for table, peak in peaks.items())
     )
-    total = sum(REAL_ROWS[t] / rates[LIKE.get(t, t)] for t in REAL_ROWS)
+    measured = {table: loads[LIKE.get(table, table)] for table in REAL_ROWS}
+    rows_in = sum(
+        REAL_ROWS[t] / m.rows * (m.seconds - m.index_seconds) for t, m in measured.items()
+    )
+    indexes = sum(REAL_ROWS[t] / m.rows * m.index_seconds for t, m in measured.items())
     print(
         f"projection of a full release ({sum(REAL_ROWS.values()) / 1e6:.0f} M rows; socios at the "
-        f"estabelecimentos rate, simples at the empresas rate): {total / 60:.1f} min"
+        f"estabelecimentos rate, simples at the empresas rate): {(rows_in + indexes) / 60:.1f} min "
+        f"(rows in {rows_in / 60:.1f}, key and indexes {indexes / 60:.1f})"
     )
-    for table, ratio in ratios.items():
-        print(f"ratio load/reference {table}: {ratio:.2f}")
+    for table, timing in loads.items():
+        print(f"ratio load/reference {table}: {references[table].seconds / timing.seconds:.2f}")
 
 
 if __name__ == "__main__":

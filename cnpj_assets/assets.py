@@ -60,6 +60,7 @@ def materialization_metadata(spec: TableSpec, summary: TableLoadSummary) -> dict
         "duplicate_keys": dg.MetadataValue.int(tree["duplicate_keys"] or 0),
         "seconds": dg.MetadataValue.float(seconds),
         "rows_per_second": dg.MetadataValue.float(tree["rows"] / seconds if seconds else 0.0),
+        "index_seconds": dg.MetadataValue.float(float(tree["index_seconds"] or 0)),
         "bytes_read": dg.MetadataValue.int(tree["bytes_read"]),
         "files_loaded": dg.MetadataValue.md(_files_markdown(tree)),
         "audit_tree": dg.MetadataValue.json(json.loads(json.dumps(tree, default=str))),

@@ -232,11 +232,19 @@ class TableLoader:
                             audit, pool, child, table_node, opened, batches, resume, progress
                         )
                 self.progress(f"{spec.name}: building key and indexes on {table_node.rows:,} rows")
+                indexing_started = time.perf_counter()
                 duplicates = tables.build_indexes(data, child)
+                index_seconds = time.perf_counter() - indexing_started
                 target = tables.swap_in(data, child)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
-            table_node.extra.update({"target_table": target, "duplicate_keys": duplicates})
+            table_node.extra.update(
+                {
+                    "target_table": target,
+                    "duplicate_keys": duplicates,
+                    "index_seconds": index_seconds,
+                }
+            )
         return TableLoadSummary(table_node.id, target, audit_tree(audit.connection, table_node.id))
 
     def _load_file(

@@ -115,13 +115,15 @@ def test_audit_tree_adds_up_and_matches_metadata(loaded, postgres_server: Server
     for event in materializations:
         metadata = event.materialization.metadata
         load_id = metadata["table_load_id"].value
-        table_rows, status = query(
+        table_rows, status, seconds, index_seconds = query(
             postgres_server,
-            "SELECT rows, status FROM cnpj_audit.table_load WHERE id = %s",
+            "SELECT rows, status, seconds, index_seconds FROM cnpj_audit.table_load WHERE id = %s",
             (load_id,),
         )[0]
         assert status == "COMPLETED"
         assert metadata["dagster/row_count"].value == table_rows
+        assert 0 < index_seconds < seconds, "the key and index build is timed within the load"
+        assert metadata["index_seconds"].value == index_seconds
         levels = query(
             postgres_server,
             """SELECT

@@ -104,7 +104,8 @@ ALTER TABLE cnpj_audit.file_load
     ADD COLUMN IF NOT EXISTS continuation_lines bigint,
     ADD COLUMN IF NOT EXISTS resumed_rows bigint NOT NULL DEFAULT 0;
 ALTER TABLE cnpj_audit.table_load
-    ADD COLUMN IF NOT EXISTS resumed_from bigint REFERENCES cnpj_audit.table_load (id);
+    ADD COLUMN IF NOT EXISTS resumed_from bigint REFERENCES cnpj_audit.table_load (id),
+    ADD COLUMN IF NOT EXISTS index_seconds double precision;
 
 CREATE INDEX IF NOT EXISTS file_load_table_load_id ON cnpj_audit.file_load (table_load_id);
 CREATE INDEX IF NOT EXISTS batch_load_file_load_id ON cnpj_audit.batch_load (file_load_id);

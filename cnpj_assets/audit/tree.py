@@ -13,7 +13,7 @@ from psycopg.rows import dict_row
 
 _TABLE = """
 SELECT id, table_name, release, status, rows, bytes, bytes_read, rejects, seconds,
-       target_table, duplicate_keys, dagster_run_id, error
+       index_seconds, target_table, duplicate_keys, dagster_run_id, error
 FROM cnpj_audit.table_load WHERE id = %s
 """
 _FILES = """
