@@ -57,7 +57,7 @@ class LoadSettings:
 
     scratch_dir: Path
     batch_rows: int = ReaderSettings.batch_rows
-    subbatch_rows: int = 125_000
+    subbatch_rows: int = 25_000
     encoding: str = ReaderSettings.encoding
     duckdb_threads: int = ReaderSettings.duckdb_threads
     duckdb_memory_limit: str = ReaderSettings.duckdb_memory_limit
