@@ -19,6 +19,9 @@ from isal import isal_zlib
 LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, name length, extra length
 LOCAL_SIGNATURE = b"PK\x03\x04"
 ENCRYPTED_FLAG = 0x1
+# small reads of compressed input: each inflate call copies the input it leaves unused,
+# and 8 MB reads made extraction the largest transient user of memory in a load
+COMPRESSED_READ_BYTES = 1024 * 1024
 
 
 class InflateError(ValueError):
@@ -61,7 +64,7 @@ def member_chunks(zip_path: Path, info: zipfile.ZipInfo, chunk_bytes: int) -> It
     length = 0
     with open(zip_path, "rb") as handle:
         handle.seek(_data_offset(handle, info))
-        compressed = _compressed_chunks(handle, info.compress_size, chunk_bytes)
+        compressed = _compressed_chunks(handle, info.compress_size, COMPRESSED_READ_BYTES)
         if info.compress_type == zipfile.ZIP_STORED:
             chunks: Iterator[bytes] = compressed
         else:

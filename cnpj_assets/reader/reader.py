@@ -39,12 +39,14 @@ class ReaderSettings:
     Up to four batches are alive at once (being read, queued, being COPYed, in flight),
     so the batch size sets most of the memory: 250 k-row batches peaked at 600 MiB on a
     4 M-row file against 450 MiB on an 820 k-row one; 50 k-row batches at 420 and 400
-    MiB, at the same speed.
+    MiB, at the same speed. One DuckDB thread (~600 k rows/s) outruns the COPY
+    streams, which already keep both cores busy; a second one added ~120 MiB and no
+    speed.
     """
 
     batch_rows: int = 50_000
     encoding: str = "latin-1"
-    duckdb_threads: int = 2
+    duckdb_threads: int = 1
     duckdb_memory_limit: str = "512MB"
     max_line_size: int = 8 * 1024 * 1024
 
