@@ -25,8 +25,8 @@ SPEC = TABLES["estabelecimentos"]
 
 
 def plain_count(path: Path) -> int:
-    """The reference: DuckDB parsing the same file with the same dialect, counting rows."""
-    connection = duckdb.connect(config={"threads": 2})
+    """The reference: DuckDB parsing the same file with the same dialect and threads."""
+    connection = duckdb.connect(config={"threads": ReaderSettings().duckdb_threads})
     sql = f"SELECT count(*) FROM {read_csv_call(SPEC, str(path), ReadOptions())}"  # noqa: S608
     (count,) = connection.execute(sql).fetchone()
     connection.close()

@@ -8,47 +8,33 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, wait
-from contextlib import AbstractContextManager, closing
+from contextlib import closing
 from dataclasses import dataclass, field
-from functools import partial
 from itertools import groupby
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from cnpj_assets.audit import AuditNode, AuditService, audit_tree
+from cnpj_assets.audit import AuditService, audit_tree
+from cnpj_assets.file_copier import FileCopier, ReadStep
 from cnpj_assets.landing import Release, ReleaseFile
 from cnpj_assets.postgres import load_lock, tables
-from cnpj_assets.postgres.copy_pool import CopyPool, results_in_order
-from cnpj_assets.postgres.writer import copy_rows
-from cnpj_assets.progress import FileProgress, TableProgress
+from cnpj_assets.postgres.copy_pool import CopyPool
+from cnpj_assets.progress import TableProgress
 from cnpj_assets.reader import (
     Batch,
     ExtractedMember,
-    FileRead,
     ReaderSettings,
-    RowSpan,
-    SubBatch,
     extract_member,
     read_member,
 )
 from cnpj_assets.reader.prefetch import prefetched
-from cnpj_assets.resume import (
-    CARRIED_FILE_FIELDS,
-    FileResume,
-    adopt_child,
-    drop_leftovers,
-    plan_resume,
-    uncovered,
-)
+from cnpj_assets.resume import adopt_child, drop_leftovers, plan_resume
 from cnpj_assets.specs import TableSpec
 
 ProgressCallback = Callable[[str], None]
-BATCHES_IN_FLIGHT = 1  # a batch's COPYs may still run while the next batch is queued behind
 
 
 @dataclass(frozen=True)
@@ -225,12 +211,22 @@ class TableLoader:
                     closing(steps),
                     CopyPool(self.database_url, self.settings.copy_streams) as pool,
                 ):
-                    for _, file_steps in groupby(steps, key=lambda step: step.file.zip_name):
-                        opened, batches = _opening_and_batches(file_steps)
-                        resume = resumes.get(opened.file.zip_name)
-                        self._load_file(
-                            audit, pool, child, table_node, opened, batches, resume, progress
-                        )
+                    copier = FileCopier(
+                        audit,
+                        pool,
+                        child,
+                        table_node,
+                        progress,
+                        self.settings.subbatch_rows,
+                        self.progress,
+                    )
+                    copier.copy_files(
+                        (
+                            _opening_and_batches(file_steps)
+                            for _, file_steps in groupby(steps, key=lambda s: s.file.zip_name)
+                        ),
+                        resumes,
+                    )
                 self.progress(f"{spec.name}: building key and indexes on {table_node.rows:,} rows")
                 indexing_started = time.perf_counter()
                 duplicates = tables.build_indexes(data, child)
@@ -246,162 +242,6 @@ class TableLoader:
                 }
             )
         return TableLoadSummary(table_node.id, target, audit_tree(audit.connection, table_node.id))
-
-    def _load_file(
-        self,
-        audit: AuditService,
-        pool: CopyPool,
-        child: tables.LoadingChild,
-        table_node: AuditNode,
-        opened: _ReadStep,
-        batches: Iterator[Batch],
-        resume: FileResume | None,
-        progress: TableProgress,
-    ) -> None:
-        file, member, read = opened.file, opened.member, opened.read
-        with audit.file_context(table_node, file.zip_name) as file_node:
-            covered: list[tuple[int, int]] = []
-            if resume is not None:
-                file_node.rows += resume.carried_rows
-                file_node.extra["resumed_rows"] = resume.carried_rows
-                covered = resume.covered
-            if resume is not None and resume.completed is not None:
-                self._carry_completed_file(table_node, file_node, resume.completed)
-                progress.done_bytes += int(resume.completed["member_bytes"] or 0)
-                return
-            if member is None or isinstance(member, Exception):
-                raise member or RuntimeError(f"{file.zip_name} was not extracted")
-            try:
-                file_node.extra.update(
-                    {
-                        "member_name": member.member_name,
-                        "sha256": member.zip_sha256,
-                        "zip_bytes": member.zip_bytes,
-                        "member_bytes": member.stats.bytes,
-                        "lines": member.stats.physical_lines,
-                    }
-                )
-                table_node.extra["bytes_read"] = (
-                    table_node.extra.get("bytes_read", 0) + member.stats.bytes
-                )
-                assert read is not None, "a file with an extracted member has a read"
-                file_progress = progress.file_started()
-                self._copy_batches(
-                    audit, pool, child, file_node, read, batches, covered, file_progress
-                )
-                file_progress.finished(member.stats.bytes)
-            finally:
-                member.path.unlink(missing_ok=True)
-
-    def _carry_completed_file(
-        self, table_node: AuditNode, file_node: AuditNode, completed: dict[str, Any]
-    ) -> None:
-        """A file a dead load finished: its rows stay, its audit numbers carry over."""
-        file_node.rejects += int(completed["rejects"])
-        carried = {name: completed[name] for name in CARRIED_FILE_FIELDS}
-        carried["invalid_values"] = psycopg.types.json.Jsonb(carried["invalid_values"])
-        file_node.extra.update(carried)
-        table_node.extra["bytes_read"] = table_node.extra.get("bytes_read", 0) + int(
-            completed["member_bytes"] or 0
-        )
-        self.progress(f"{completed['zip_name']}: already loaded by the resumed load, skipped")
-
-    def _copy_batches(
-        self,
-        audit: AuditService,
-        pool: CopyPool,
-        child: tables.LoadingChild,
-        file_node: AuditNode,
-        read: FileRead,
-        batches: Iterator[Batch],
-        covered: list[tuple[int, int]],
-        progress: FileProgress,
-    ) -> None:
-        """COPY the file's batches; `read.result` is complete once `batches` is exhausted."""
-        member = read.member
-        batch_spans: list[tuple[int, RowSpan]] = []
-        subbatch_spans: list[tuple[int, RowSpan]] = []
-        in_flight: deque[tuple[AbstractContextManager[AuditNode], list[Future]]] = deque()
-
-        def close_oldest() -> None:
-            subbatch_spans.extend(_close_batch(*in_flight.popleft()))
-            self.progress(
-                progress.report(
-                    member.zip_path.name,
-                    file_node.rows,
-                    member.stats.physical_lines,
-                    member.stats.bytes,
-                )
-            )
-
-        try:
-            for batch in batches:
-                span = batch.span
-                context = audit.batch_context(file_node, batch.index, span.first_row, span.last_row)
-                node = context.__enter__()
-                batch_spans.append((node.id, span))
-                futures = [
-                    pool.submit(partial(_copy_subbatch, audit, node, child, part))
-                    for sub in batch.subbatches(self.settings.subbatch_rows)
-                    for part in sub.parts(uncovered(sub.span.first_row, sub.span.last_row, covered))
-                ]
-                in_flight.append((context, futures))
-                while len(in_flight) > BATCHES_IN_FLIGHT:
-                    close_oldest()
-            while in_flight:
-                close_oldest()
-        except BaseException as error:
-            while in_flight:
-                context, futures = in_flight.popleft()
-                wait(futures)
-                context.__exit__(type(error), error, error.__traceback__)
-            raise
-        result = read.result
-        audit.record_rejects(
-            file_node, [(r.line, r.record, r.raw, r.reason) for r in result.rejects]
-        )
-        audit.set_line_ranges("batch_load", [(*result.lines(s), i) for i, s in batch_spans])
-        audit.set_line_ranges("subbatch_load", [(*result.lines(s), i) for i, s in subbatch_spans])
-        file_node.extra.update(
-            {
-                "invalid_values": psycopg.types.json.Jsonb(result.invalid_values),
-                "blank_lines": len(read.member.stats.blank_lines),
-                "continuation_lines": result.continuation_lines,
-            }
-        )
-        if result.rejects:
-            self.progress(
-                f"{child.spec.name} {read.member.zip_path.name}: {len(result.rejects)} rejected "
-                f"lines quarantined in cnpj_audit.rejected_row"
-            )
-
-
-def _close_batch(
-    context: AbstractContextManager[AuditNode], futures: list[Future]
-) -> list[tuple[int, RowSpan]]:
-    """Wait for a batch's sub-batches, then close its audit context (FAILED on error)."""
-    try:
-        spans = results_in_order(futures)
-    except BaseException as error:
-        context.__exit__(type(error), error, error.__traceback__)
-        raise
-    context.__exit__(None, None, None)
-    return spans
-
-
-def _copy_subbatch(
-    audit: AuditService,
-    batch_node: AuditNode,
-    child: tables.LoadingChild,
-    sub: SubBatch,
-    connection: psycopg.Connection,
-) -> tuple[int, RowSpan]:
-    """One sub-batch: its audit context around one COPY, on a pool stream's connection."""
-    span = sub.span
-    with audit.subbatch_context(batch_node, sub.index, span.first_row, span.last_row) as node:
-        node.bytes = copy_rows(connection, child, sub.data, node.id)
-        node.rows = sub.data.num_rows
-    return node.id, span
 
 
 def _extracted(
@@ -422,21 +262,11 @@ def _extracted(
             yield file, error
 
 
-@dataclass(frozen=True)
-class _ReadStep:
-    """One step of the read stream: a file opening (no batch), or one of its batches."""
-
-    file: ReleaseFile
-    member: ExtractedMember | Exception | None
-    read: FileRead | None
-    batch: Batch | None = None
-
-
 def _read_steps(
     spec: TableSpec,
     extracted: Iterator[tuple[ReleaseFile, ExtractedMember | Exception | None]],
     settings: ReaderSettings,
-) -> Iterator[_ReadStep]:
+) -> Iterator[ReadStep]:
     """Every file's opening step, then its batches, as one stream across the files.
 
     Run through `prefetched`, DuckDB starts on the next file while the current file's
@@ -446,15 +276,15 @@ def _read_steps(
     """
     for file, member in extracted:
         if not isinstance(member, ExtractedMember):
-            yield _ReadStep(file, member, None)
+            yield ReadStep(file, member, None)
             continue
         read = read_member(spec, member, settings)
-        yield _ReadStep(file, member, read)
+        yield ReadStep(file, member, read)
         for batch in read.batches():
-            yield _ReadStep(file, member, read, batch)
+            yield ReadStep(file, member, read, batch)
 
 
-def _opening_and_batches(file_steps: Iterator[_ReadStep]) -> tuple[_ReadStep, Iterator[Batch]]:
+def _opening_and_batches(file_steps: Iterator[ReadStep]) -> tuple[ReadStep, Iterator[Batch]]:
     """A file's steps split into its opening step and the lazy stream of its batches."""
     opened = next(file_steps)
     return opened, (step.batch for step in file_steps if step.batch is not None)

@@ -122,6 +122,16 @@ def test_kill_9_mid_load_keeps_the_old_release_and_the_next_run_finishes(
     assert count_rows(postgres_server, "estabelecimentos", RELEASE) == expected
     victim_status = "SELECT status FROM cnpj_audit.table_load WHERE dagster_run_id = %s"
     assert query(postgres_server, victim_status, (victim_run,)) == [("RUNNING",)]
+    committed_rows = query(
+        postgres_server,
+        """SELECT coalesce(sum(s.rows), 0) FROM cnpj_audit.subbatch_load s
+           JOIN cnpj_audit.batch_load b ON b.id = s.batch_load_id
+           JOIN cnpj_audit.file_load f ON f.id = b.file_load_id
+           JOIN cnpj_audit.table_load t ON t.id = f.table_load_id
+           WHERE t.dagster_run_id = %s AND s.status = 'COMPLETED'""",
+        (victim_run,),
+    )[0][0]
+    assert committed_rows > 0 or committed_before_kill == 0
 
     loader(postgres_server, tmp_path).load(spec, release, RunInfo(dagster_run_id=rescue_run))
 
@@ -141,7 +151,7 @@ def test_kill_9_mid_load_keeps_the_old_release_and_the_next_run_finishes(
            WHERE t.dagster_run_id = %s""",
         (rescue_run,),
     )[0]
-    assert resumed >= committed_before_kill * 1000, "resumed from the committed sub-batches"
+    assert resumed == committed_rows, "resumed exactly the committed sub-batches"
     assert resumed + copied == expected
     leftovers = query(
         postgres_server,
