@@ -3,8 +3,8 @@
 A file's audit context closes only after its last batch is COPYed, but the next file's
 batches need not wait for that: closing a file is queued behind its batches, and the
 next file's first batch is submitted at once. Draining the COPY streams at every file
-boundary left a stream idle for a sub-batch per file (on a 2 M-row release of ten
-zips, about a tenth of the time).
+boundary left a stream idle for a sub-batch per file (measured on the ten empresas
+zips of a 2 M-row release: rows in 2.7-3.2 s before, 2.6-2.8 s after).
 
 On error, every file still open is closed FAILED with the error, except a file whose
 batches had all been COPYed before it: that one completes, so a resume skips it.

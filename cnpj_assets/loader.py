@@ -271,8 +271,8 @@ def _read_steps(
 
     Run through `prefetched`, DuckDB starts on the next file while the current file's
     last COPYs finish: with a stream per file, both cores idled at every file boundary
-    (a 2 M-row release of ten zips spent a third of its time there). A file's read
-    result is complete before the next file's opening step is yielded.
+    (measured on the ten empresas zips of a 2 M-row release: 5.5 s, then 4.5 s). A
+    file's read result is complete before the next file's opening step is yielded.
     """
     for file, member in extracted:
         if not isinstance(member, ExtractedMember):
