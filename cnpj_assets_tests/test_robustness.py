@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from cnpj_assets import file_copier
 from cnpj_assets.landing import ReleaseError, discover_release
 from cnpj_assets.loader import LoadSettings, RunInfo, TableLoader
 from cnpj_assets.postgres import load_lock
@@ -410,3 +412,68 @@ def test_different_tables_and_releases_load_side_by_side(
     assert count_rows(postgres_server, "cnaes", RELEASE) == 1359
     assert count_rows(postgres_server, "paises", RELEASE) == 255
     assert count_rows(postgres_server, "paises", "2025-05") == 255
+
+
+def test_a_copy_failing_mid_table_fails_its_file_keeps_the_finished_ones_and_resumes(
+    postgres_server: ServerUrl, landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = TABLES["estabelecimentos"]
+    release = discover_release(landing, RELEASE)
+    loader(postgres_server, tmp_path).load(spec, release)
+    expected = count_rows(postgres_server, "estabelecimentos", RELEASE)
+    real_copy = file_copier._copy_subbatch
+    calls = itertools.count()
+
+    def copy_failing_once(*args: object) -> object:
+        if next(calls) == 12:  # some files into the table, with COPYs of others in flight
+            raise RuntimeError("injected COPY failure")
+        return real_copy(*args)
+
+    monkeypatch.setattr(file_copier, "_copy_subbatch", copy_failing_once)
+    small = TableLoader(
+        postgres_server.url,
+        LoadSettings(scratch_dir=tmp_path / "s", batch_rows=2000, subbatch_rows=1000),
+        lambda _: None,
+    )
+    with pytest.raises(RuntimeError, match="injected COPY failure"):
+        small.load(spec, release, RunInfo(dagster_run_id="broken"))
+    files = query(
+        postgres_server,
+        """SELECT f.zip_name, f.status, f.error,
+                  count(*) FILTER (WHERE b.status <> 'COMPLETED'),
+                  count(*) FILTER (WHERE s.status <> 'COMPLETED')
+           FROM cnpj_audit.table_load t JOIN cnpj_audit.file_load f ON f.table_load_id = t.id
+           LEFT JOIN cnpj_audit.batch_load b ON b.file_load_id = f.id
+           LEFT JOIN cnpj_audit.subbatch_load s ON s.batch_load_id = b.id
+           WHERE t.dagster_run_id = 'broken' GROUP BY f.id""",
+    )
+    assert {status for _, status, *_ in files} == {"COMPLETED", "FAILED"}, files
+    for zip_name, status, error, unfinished_batches, unfinished_subbatches in files:
+        if status == "COMPLETED":
+            assert unfinished_batches == unfinished_subbatches == 0, zip_name
+        else:
+            assert "injected COPY failure" in error, zip_name
+    running = query(
+        postgres_server,
+        """SELECT count(*) FROM cnpj_audit.table_load t
+           JOIN cnpj_audit.file_load f ON f.table_load_id = t.id
+           JOIN cnpj_audit.batch_load b ON b.file_load_id = f.id
+           JOIN cnpj_audit.subbatch_load s ON s.batch_load_id = b.id
+           WHERE t.dagster_run_id = 'broken' AND 'RUNNING' IN (t.status, b.status, s.status)""",
+    )[0][0]
+    assert running == 0
+    assert count_rows(postgres_server, "estabelecimentos", RELEASE) == expected
+
+    monkeypatch.undo()
+    small.load(spec, release, RunInfo(dagster_run_id="mended"))
+    assert count_rows(postgres_server, "estabelecimentos", RELEASE) == expected
+    assert duplicated_establishments(postgres_server) == 0
+    reread = query(
+        postgres_server,
+        """SELECT f.zip_name FROM cnpj_audit.table_load t
+           JOIN cnpj_audit.file_load f ON f.table_load_id = t.id
+           JOIN cnpj_audit.batch_load b ON b.file_load_id = f.id
+           WHERE t.dagster_run_id = 'mended'""",
+    )
+    completed = {zip_name for zip_name, status, *_ in files if status == "COMPLETED"}
+    assert not completed & {zip_name for (zip_name,) in reread}, "finished files are not re-read"
