@@ -208,6 +208,7 @@ class TableLoader:
                 extracted = prefetched(_extracted(_smallest_first(files), scratch, done))
                 steps = prefetched(_read_steps(spec, extracted, self.settings.reader_settings()))
                 with (
+                    closing(extracted),  # closed last: no zip is inflated after the rmtree
                     closing(steps),
                     CopyPool(self.database_url, self.settings.copy_streams) as pool,
                 ):

@@ -81,25 +81,30 @@ def loading_child(spec: TableSpec, release: str, table_load_id: int) -> LoadingC
 def create_loading_child(
     connection: psycopg.Connection, spec: TableSpec, release: str, table_load_id: int
 ) -> LoadingChild:
-    """Create the fresh, unattached child of this load."""
+    """Create the fresh, unattached child of this load, in one transaction.
+
+    A process killed between the CREATE and the release default used to leave a child
+    without the default, which the next run adopted and could not COPY into.
+    """
     ensure_parent(connection, spec)
     child = loading_child(spec, release, table_load_id)
-    connection.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(child.identifier))
-    connection.execute(
-        sql.SQL(
-            "CREATE TABLE {child} (LIKE {schema}.{parent}, CHECK (release = {release}))"
-        ).format(
-            child=child.identifier,
-            schema=sql.Identifier(SCHEMA),
-            parent=sql.Identifier(spec.name),
-            release=sql.Literal(release),
+    with connection.transaction():
+        connection.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(child.identifier))
+        connection.execute(
+            sql.SQL(
+                "CREATE TABLE {child} (LIKE {schema}.{parent}, CHECK (release = {release}))"
+            ).format(
+                child=child.identifier,
+                schema=sql.Identifier(SCHEMA),
+                parent=sql.Identifier(spec.name),
+                release=sql.Literal(release),
+            )
         )
-    )
-    connection.execute(
-        sql.SQL("ALTER TABLE {} ALTER COLUMN release SET DEFAULT {}").format(
-            child.identifier, sql.Literal(release)
+        connection.execute(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN release SET DEFAULT {}").format(
+                child.identifier, sql.Literal(release)
+            )
         )
-    )
     return child
 
 
