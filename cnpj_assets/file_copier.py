@@ -48,7 +48,6 @@ class ReadStep:
 class _OpenFile:
     """A file whose audit context is open; it closes once its last batch has."""
 
-    file: ReleaseFile
     stack: ExitStack
     node: AuditNode
     read: FileRead | None = None
@@ -121,7 +120,7 @@ class FileCopier:
         """Enter the file's audit context; a file that cannot be read fails right here."""
         stack = ExitStack()
         node = stack.enter_context(self.audit.file_context(self.table_node, opened.file.zip_name))
-        open_file = _OpenFile(opened.file, stack, node, opened.read)
+        open_file = _OpenFile(stack, node, opened.read)
         try:
             if resume is not None:
                 node.rows += resume.carried_rows
@@ -142,9 +141,7 @@ class FileCopier:
                     "lines": member.stats.physical_lines,
                 }
             )
-            self.table_node.extra["bytes_read"] = (
-                self.table_node.extra.get("bytes_read", 0) + member.stats.bytes
-            )
+            self._add_bytes_read(member.stats.bytes)
             open_file.progress = self.progress.file_started()
         except BaseException as error:
             open_file.fail(error)
@@ -158,11 +155,15 @@ class FileCopier:
         carried["invalid_values"] = psycopg.types.json.Jsonb(carried["invalid_values"])
         node.extra.update(carried)
         member_bytes = int(completed["member_bytes"] or 0)
-        self.table_node.extra["bytes_read"] = self.table_node.extra.get("bytes_read", 0) + (
-            member_bytes
-        )
+        self._add_bytes_read(member_bytes)
         self.progress.done_bytes += member_bytes
         self.say(f"{completed['zip_name']}: already loaded by the resumed load, skipped")
+
+    def _add_bytes_read(self, member_bytes: int) -> None:
+        """The table's `bytes_read`: members read now, or by the load being resumed."""
+        self.table_node.extra["bytes_read"] = (
+            self.table_node.extra.get("bytes_read", 0) + member_bytes
+        )
 
     def _submit(self, open_file: _OpenFile, batch: Batch) -> _InFlight:
         span = batch.span
