@@ -244,7 +244,7 @@ class FileCopier:
         node.extra.update(
             {
                 "invalid_values": psycopg.types.json.Jsonb(result.invalid_values),
-                "blank_lines": len(read.member.stats.blank_lines),
+                "blank_lines": len(result.blank_lines),
                 "continuation_lines": result.continuation_lines,
             }
         )

@@ -68,8 +68,35 @@ def test_every_line_is_loaded_or_rejected_with_its_line(tmp_path: Path) -> None:
     ]
     assert "MISSING COLUMNS" in result.rejects[0].reason
     assert "TOO MANY COLUMNS" in result.rejects[1].reason
-    assert member.stats.blank_lines == [3, 12]
+    assert result.blank_lines == [3, 12]
     assert member.stats.physical_lines == 12
+
+
+@pytest.mark.parametrize(
+    ("records", "lines", "blank", "continuation"),
+    [
+        (['"01";"a"', '"02";"b"', '"03";"c"'], [(1, 1), (2, 2), (3, 3)], [], 0),
+        (['"01";"a"', "", '"02";"b"', ""], [(1, 1), (3, 3)], [2, 4], 0),
+        (['"01"', '"02";"x\ny\nz"', '"03";"c"'], [(2, 4), (5, 5)], [], 2),
+        (["", '"01";"x\ny"', "", '"02";"b"'], [(2, 3), (5, 5)], [1, 4], 1),
+    ],
+    ids=["plain", "blank lines only", "a reject then a row on three lines", "both"],
+)
+def test_lines_are_placed_whatever_quirks_the_file_holds(
+    tmp_path: Path,
+    records: list[str],
+    lines: list[tuple[int, int]],
+    blank: list[int],
+    continuation: int,
+) -> None:
+    """Blank and continuation lines are looked for only when the counts say they exist."""
+    content = "".join(f"{record}\n" for record in records).encode("latin-1")
+    zip_path = make_zip(tmp_path / "Cnaes.zip", content)
+    member, result, _, placed = read_all(zip_path, tmp_path / "scratch")
+    assert placed == lines
+    assert result.blank_lines == blank
+    assert result.continuation_lines == continuation
+    assert member.stats.physical_lines == content.count(b"\n")
 
 
 def test_values_round_trip(tmp_path: Path) -> None:

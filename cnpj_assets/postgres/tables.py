@@ -165,6 +165,7 @@ def swap_in(connection: psycopg.Connection, child: LoadingChild) -> str:
     final = child_name(child.spec, child.release)
     parent = sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(child.spec.name))
     with connection.transaction():
+        _cancel_blocking_autovacuum_soon(connection)
         connection.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(parent))
         for old in _attached_children(connection, child.spec.name, child.release):
             old_identifier = sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(old))
@@ -186,6 +187,22 @@ def swap_in(connection: psycopg.Connection, child: LoadingChild) -> str:
             )
         )
     return f"{SCHEMA}.{final}"
+
+
+def _cancel_blocking_autovacuum_soon(connection: psycopg.Connection) -> None:
+    """Let PostgreSQL cancel an autovacuum of the old child after 20 ms, not 1 s.
+
+    A freshly loaded child is soon vacuumed by autovacuum (insert threshold), slowly,
+    for minutes. A reload's LOCK then waits `deadlock_timeout` (1 s by default) before
+    the deadlock check cancels the autovacuum: measured as a 1,000 ms LOCK in the
+    server log, an eighth of a 2 M-row load. Only a superuser may lower the timeout;
+    anyone else keeps the server's.
+    """
+    try:
+        with connection.transaction():
+            connection.execute("SET LOCAL deadlock_timeout = '20ms'")
+    except psycopg.errors.InsufficientPrivilege:
+        return
 
 
 def _attached_children(connection: psycopg.Connection, parent: str, release: str) -> list[str]:

@@ -17,11 +17,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cnpj_assets.reader.line_map import LineMap, RejectPosition
-from cnpj_assets.reader.member import ExtractedMember
+from cnpj_assets.reader.member import ExtractedMember, find_blank_lines
 from cnpj_assets.reader.typing_sql import (
     GIVEN_PREFIX,
     NEWLINE_COUNT_COLUMN,
     ReadOptions,
+    newline_counts_select,
     typed_columns_with_flags,
     typed_select,
 )
@@ -115,6 +116,7 @@ class FileReadResult:
     rows: int = 0
     rejects: list[Reject] = field(default_factory=list)
     invalid_values: dict[str, int] = field(default_factory=dict)
+    blank_lines: list[int] = field(default_factory=list)
     line_map: LineMap | None = None
     continuation_lines: int = 0  # lines past the first of records with newlines in quotes
 
@@ -133,7 +135,6 @@ class FileRead:
         self.member = member
         self.settings = settings
         self.result = FileReadResult(invalid_values={c: 0 for c in typed_columns_with_flags(spec)})
-        self._multiline = member.stats.may_have_multiline_records
         self._multiline_rows: dict[int, int] = {}
         self._started = False
 
@@ -158,7 +159,6 @@ class FileRead:
             encoding=self.settings.encoding,
             max_line_size=self.settings.max_line_size,
             strip_nul=self.member.stats.nul_bytes > 0,
-            count_newlines=self._multiline,
         )
         sql = typed_select(self.spec, str(self.member.path), options)
         connection = self._connect()
@@ -169,7 +169,7 @@ class FileRead:
                 batch = self._to_batch(pa.Table.from_batches(chunks), index, next_row)
                 next_row = batch.span.last_row + 1
                 yield batch
-            self._finish(connection)
+            self._finish(connection, options)
         finally:
             connection.close()
 
@@ -178,27 +178,18 @@ class FileRead:
             given = pc.sum(raw.column(GIVEN_PREFIX + column)).as_py() or 0
             typed = raw.num_rows - raw.column(column).null_count
             self.result.invalid_values[column] += given - typed
-        if self._multiline:
-            newlines = raw.column(NEWLINE_COUNT_COLUMN)
-            for position in pc.indices_nonzero(newlines.combine_chunks()).to_pylist():
-                self._multiline_rows[first_row + position] = newlines[position].as_py()
         self.result.rows += raw.num_rows
         span = RowSpan(first_row, first_row + raw.num_rows - 1)
         return Batch(raw.select(list(self.spec.column_names)), span, index)
 
-    def _finish(self, connection: duckdb.DuckDBPyConnection) -> None:
+    def _finish(self, connection: duckdb.DuckDBPyConnection, options: ReadOptions) -> None:
         records = connection.execute(
             "SELECT line, any_value(csv_line), "
             "string_agg(error_type || ': ' || error_message, '; ') "
             "FROM reject_errors GROUP BY line ORDER BY line"
         ).fetchall()
         positions = [RejectPosition(record, (raw or "").count("\n")) for record, raw, _ in records]
-        try:
-            line_map = LineMap(
-                self.result.rows, self.member.stats.blank_lines, positions, self._multiline_rows
-            )
-        except ValueError as error:
-            raise self._accounting_error(f"lines cannot be placed ({error})") from error
+        line_map = self._line_map(connection, options, positions)
         self.result.line_map = line_map
         self.result.continuation_lines = sum(self._multiline_rows.values()) + sum(
             p.newlines for p in positions
@@ -207,17 +198,66 @@ class FileRead:
             Reject(line_map.reject_lines[record], record, raw or "", reason)
             for record, raw, reason in records
         ]
+
+    def _line_map(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        options: ReadOptions,
+        rejects: list[RejectPosition],
+    ) -> LineMap:
+        """Place rows and rejects on lines; look for blank and continuation lines if needed.
+
+        Blank lines and newlines inside quoted fields only ever add lines, so when the
+        rows and rejected records alone account for every line of the byte count, the
+        file has neither. Otherwise the blank lines are found in the bytes, then, if
+        lines are still missing, the rows with newlines by a second DuckDB pass.
+        """
+        if not self._accounts_for_every_line(rejects):
+            self.result.blank_lines = find_blank_lines(self.member.path)
+        if not self._accounts_for_every_line(rejects):
+            self._multiline_rows = self._rows_with_newlines(connection, options)
+        try:
+            line_map = self._placed(rejects)
+        except ValueError as error:
+            raise self._accounting_error(f"lines cannot be placed ({error})") from error
         if line_map.lines_accounted != self.member.stats.physical_lines:
             raise self._accounting_error(
                 f"rows, rejects and blanks account for {line_map.lines_accounted}"
             )
+        return line_map
+
+    def _placed(self, rejects: list[RejectPosition]) -> LineMap:
+        return LineMap(self.result.rows, self.result.blank_lines, rejects, self._multiline_rows)
+
+    def _accounts_for_every_line(self, rejects: list[RejectPosition]) -> bool:
+        """True if what is known so far places rows and rejects on every line."""
+        try:
+            return self._placed(rejects).lines_accounted == self.member.stats.physical_lines
+        except ValueError:  # events misplaced by lines not found yet
+            return False
+
+    def _rows_with_newlines(
+        self, connection: duckdb.DuckDBPyConnection, options: ReadOptions
+    ) -> dict[int, int]:
+        """Good rows (0-based ordinal) whose quoted fields hold newlines, and how many."""
+        sql = newline_counts_select(self.spec, str(self.member.path), options)
+        rows: dict[int, int] = {}
+        next_row = 0
+        for chunk in connection.sql(sql).to_arrow_reader(self.settings.batch_rows):
+            newlines = chunk.column(NEWLINE_COUNT_COLUMN)
+            for position in pc.indices_nonzero(newlines).to_pylist():
+                rows[next_row + position] = newlines[position].as_py()
+            next_row += chunk.num_rows
+        if next_row != self.result.rows:
+            raise self._accounting_error(f"a second read gave {next_row} rows")
+        return rows
 
     def _accounting_error(self, detail: str) -> AccountingError:
         return AccountingError(
             f"{self.member.zip_path.name} ({self.member.member_name}): "
             f"{self.member.stats.physical_lines} lines in the file, {self.result.rows} rows read, "
             f"{len(self.result.rejects)} rejected, "
-            f"{len(self.member.stats.blank_lines)} blank: {detail}"
+            f"{len(self.result.blank_lines)} blank: {detail}"
         )
 
 

@@ -35,7 +35,6 @@ class ReadOptions:
     encoding: str = "latin-1"
     max_line_size: int = 8 * 1024 * 1024
     strip_nul: bool = True
-    count_newlines: bool = False
 
 
 def read_csv_call(spec: TableSpec, path: str, options: ReadOptions) -> str:
@@ -106,14 +105,20 @@ def typed_select(spec: TableSpec, path: str, options: ReadOptions) -> str:
         typed_columns.append(f"{typed} AS {quote_identifier(column.name)}")
         if given is not None:
             flags.append(f"{given} AS {quote_identifier(GIVEN_PREFIX + column.name)}")
-    if options.count_newlines:
-        lengths = " + ".join(
-            f"coalesce(length({quote_identifier(c.name)}), 0)" for c in spec.columns
-        )
-        without = " + ".join(
-            f"coalesce(length(replace({quote_identifier(c.name)}, chr(10), '')), 0)"
-            for c in spec.columns
-        )
-        flags.append(f"({lengths}) - ({without}) AS {NEWLINE_COUNT_COLUMN}")
     select_list = ",\n  ".join(typed_columns + flags)
     return f"SELECT\n  {select_list}\nFROM {_source(spec, path, options)}"  # noqa: S608
+
+
+def newline_counts_select(spec: TableSpec, path: str, options: ReadOptions) -> str:
+    """SELECT, per good row in file order, the newlines inside its quoted fields.
+
+    A second pass, run only on a file whose lines outnumber its rows, rejects and blank
+    lines; the main read never computes it, so the usual file pays nothing for it.
+    """
+    lengths = " + ".join(f"coalesce(length({quote_identifier(c.name)}), 0)" for c in spec.columns)
+    without = " + ".join(
+        f"coalesce(length(replace({quote_identifier(c.name)}, chr(10), '')), 0)"
+        for c in spec.columns
+    )
+    source = _source(spec, path, options)
+    return f"SELECT ({lengths}) - ({without}) AS {NEWLINE_COUNT_COLUMN} FROM {source}"  # noqa: S608
