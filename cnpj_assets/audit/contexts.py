@@ -191,6 +191,8 @@ class AuditService:
         self, file_node: AuditNode, rejects: list[tuple[int, int, str, str]]
     ) -> None:
         """Quarantine rejected records: (line, record, raw, reason), raw text kept whole."""
+        if not rejects:  # most files: no COPY round trip on the shared audit connection
+            return
         with (
             self.connection.cursor() as cursor,
             cursor.copy(

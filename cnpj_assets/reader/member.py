@@ -17,7 +17,9 @@ from pathlib import Path, PurePosixPath
 
 from cnpj_assets.reader.inflate import InflateError, member_chunks
 
-CHUNK_BYTES = 8 * 1024 * 1024
+# 1 MB chunks: measured on the ten zips of a 2 M-row estabelecimentos, 1.17 core-s and
+# 76 MB peak against 1.28-1.38 core-s and 91 MB with 8 MB chunks (fewer page faults)
+CHUNK_BYTES = 1024 * 1024
 
 
 class MemberError(ValueError):
