@@ -172,6 +172,19 @@ def test_rematerializing_replaces_the_release_exactly(
     assert children == [("empresas_2026_10",)]
 
 
+def test_published_children_are_left_to_autovacuum(loaded, postgres_server: ServerUrl) -> None:
+    """Autovacuum is kept off a child only while it loads; the attached ones get it back."""
+    options = query(
+        postgres_server,
+        "SELECT c.relname, c.reloptions FROM pg_inherits i "
+        "JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'cnpj' AND pg_get_expr(c.relpartbound, c.oid) = %s",
+        (f"FOR VALUES IN ('{RELEASE}')",),
+    )
+    assert len(options) == len(TABLES)
+    assert [name for name, reloptions in options if reloptions] == []
+
+
 def test_a_corrupt_zip_fails_naming_it_and_keeps_the_loaded_release(
     loaded, postgres_server: ServerUrl, quirks_landing: Path, tmp_path: Path
 ) -> None:
