@@ -181,7 +181,7 @@ def test_published_children_are_left_to_autovacuum(loaded, postgres_server: Serv
         "WHERE n.nspname = 'cnpj' AND pg_get_expr(c.relpartbound, c.oid) = %s",
         (f"FOR VALUES IN ('{RELEASE}')",),
     )
-    assert len(options) == len(TABLES)
+    assert {f"{table}_{RELEASE.replace('-', '_')}" for table in TABLES} <= {n for n, _ in options}
     assert [name for name, reloptions in options if reloptions] == []
 
 
