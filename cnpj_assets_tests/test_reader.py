@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import zipfile
 from decimal import Decimal
 from pathlib import Path
@@ -205,7 +206,7 @@ def test_inflated_members_are_checked_against_their_directory_entry(tmp_path: Pa
     assert not list((tmp_path / "scratch").glob("*.csv")), "no partial member is left behind"
 
 
-def test_stored_and_multi_chunk_members_extract_byte_for_byte(
+def test_stored_and_multi_chunk_members_extract_byte_for_byte_and_hash_the_whole_zip(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     content = b"".join(
@@ -213,9 +214,15 @@ def test_stored_and_multi_chunk_members_extract_byte_for_byte(
     )
     stored = tmp_path / "Stored.zip"
     with zipfile.ZipFile(stored, "w", zipfile.ZIP_STORED) as archive:
+        archive.comment = b"a comment after the central directory"
         archive.writestr(MEMBER, content)
-    assert extract_member(stored, tmp_path / "a").path.read_bytes() == content
+    extracted = extract_member(stored, tmp_path / "a")
+    assert extracted.path.read_bytes() == content
+    assert extracted.zip_sha256 == hashlib.sha256(stored.read_bytes()).hexdigest()
     monkeypatch.setattr("cnpj_assets.reader.member.CHUNK_BYTES", 4096)
-    deflated = extract_member(make_zip(tmp_path / "Deflated.zip", content), tmp_path / "b")
+    monkeypatch.setattr("cnpj_assets.reader.inflate.COMPRESSED_READ_BYTES", 1000)
+    zip_path = make_zip(tmp_path / "Deflated.zip", content)
+    deflated = extract_member(zip_path, tmp_path / "b")
     assert deflated.path.read_bytes() == content
     assert deflated.stats.physical_lines == 20000
+    assert deflated.zip_sha256 == hashlib.sha256(zip_path.read_bytes()).hexdigest()

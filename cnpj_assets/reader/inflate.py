@@ -12,7 +12,7 @@ import struct
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from isal import isal_zlib
 
@@ -22,6 +22,12 @@ ENCRYPTED_FLAG = 0x1
 # small reads of compressed input: each inflate call copies the input it leaves unused,
 # and 8 MB reads made extraction the largest transient user of memory in a load
 COMPRESSED_READ_BYTES = 1024 * 1024
+
+
+class Digest(Protocol):
+    """What `hashlib` objects offer: bytes in, digest later."""
+
+    def update(self, data: bytes, /) -> None: ...
 
 
 class InflateError(ValueError):
@@ -40,19 +46,43 @@ def _data_offset(handle: BinaryIO, info: zipfile.ZipInfo) -> int:
     return info.header_offset + LOCAL_HEADER.size + name_length + extra_length
 
 
-def _compressed_chunks(handle: BinaryIO, size: int, chunk_bytes: int) -> Iterator[bytes]:
+def _compressed_chunks(
+    handle: BinaryIO, size: int, chunk_bytes: int, digest: Digest | None
+) -> Iterator[bytes]:
     left = size
     while left > 0:
         chunk = handle.read(min(chunk_bytes, left))
         if not chunk:
             raise InflateError(f"the compressed data ends {left} bytes early")
+        if digest is not None:
+            digest.update(chunk)
         left -= len(chunk)
         yield chunk
 
 
-def member_chunks(zip_path: Path, info: zipfile.ZipInfo, chunk_bytes: int) -> Iterator[bytes]:
+def _hash_bytes(handle: BinaryIO, size: int | None, digest: Digest) -> None:
+    """Hash the next `size` bytes of the file (None: up to its end)."""
+    while size is None or size > 0:
+        chunk = handle.read(
+            COMPRESSED_READ_BYTES if size is None else min(COMPRESSED_READ_BYTES, size)
+        )
+        if not chunk:
+            return
+        digest.update(chunk)
+        if size is not None:
+            size -= len(chunk)
+
+
+def member_chunks(
+    zip_path: Path, info: zipfile.ZipInfo, chunk_bytes: int, digest: Digest | None = None
+) -> Iterator[bytes]:
     """The member's uncompressed bytes, in chunks of about `chunk_bytes`.
 
+    With a `digest`, every byte of the zip file goes through it in the same read: the
+    headers before the member, its compressed data as it is inflated, and the rest
+    after. That spares a second read of the zip (1.3 GB for a real Estabelecimentos0,
+    from disk when the cache no longer holds it); the hashing itself stays, measured
+    at ~0.13 core-s per 2 M estabelecimentos rows either way.
     Raises InflateError when the stream is corrupt, ends early, or its CRC or length
     differ from the directory's.
     """
@@ -63,8 +93,12 @@ def member_chunks(zip_path: Path, info: zipfile.ZipInfo, chunk_bytes: int) -> It
     crc = 0
     length = 0
     with open(zip_path, "rb") as handle:
-        handle.seek(_data_offset(handle, info))
-        compressed = _compressed_chunks(handle, info.compress_size, COMPRESSED_READ_BYTES)
+        start = _data_offset(handle, info)
+        if digest is not None:
+            handle.seek(0)
+            _hash_bytes(handle, start, digest)
+        handle.seek(start)
+        compressed = _compressed_chunks(handle, info.compress_size, COMPRESSED_READ_BYTES, digest)
         if info.compress_type == zipfile.ZIP_STORED:
             chunks: Iterator[bytes] = compressed
         else:
@@ -75,6 +109,9 @@ def member_chunks(zip_path: Path, info: zipfile.ZipInfo, chunk_bytes: int) -> It
                 raise InflateError(f"member {info.filename} expands past its declared size")
             crc = isal_zlib.crc32(chunk, crc)
             yield chunk
+        if digest is not None:
+            handle.seek(start + info.compress_size)
+            _hash_bytes(handle, None, digest)
     if length != info.file_size:
         raise InflateError(
             f"member {info.filename} inflates to {length} bytes, not {info.file_size}"

@@ -174,8 +174,9 @@ def extract_member(
         with zipfile.ZipFile(zip_path) as archive:
             info = _the_member(zip_path, archive)
             _check_limits(zip_path, info, scratch, limits)
+        digest = hashlib.sha256()
         with open(target, "wb") as sink:
-            for chunk in member_chunks(zip_path, info, CHUNK_BYTES):
+            for chunk in member_chunks(zip_path, info, CHUNK_BYTES, digest):
                 counter.feed(chunk)
                 sink.write(chunk)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, InflateError, OSError) as error:
@@ -188,7 +189,7 @@ def extract_member(
         zip_path=zip_path,
         member_name=info.filename,
         path=target,
-        zip_sha256=sha256_of(zip_path),
+        zip_sha256=digest.hexdigest(),
         zip_bytes=zip_path.stat().st_size,
         stats=counter.finish(),
     )
