@@ -5,8 +5,9 @@ Usage: python benchmarks/bench_load.py --rows 2000000
 For estabelecimentos and empresas it loads the table's ten zips of a synthetic release
 (file 0 the largest, like a real release; `--rows` establishments, about as many
 companies) through the loader: zip -> DuckDB -> COPY, audit and `_subbatch_id`
-included, key and indexes built, the child swapped in; earlier runs' tables of the
-release are dropped first, untimed, so every run is a first load. The reference COPYs the same
+included, key and indexes built, the child swapped in; the release's tables are
+dropped before each load and once it is measured, untimed, so every run is a first
+load and no autovacuum of an earlier table runs under a measurement. The reference COPYs the same
 rows, already clean and typed, from a local file into an identical table with one
 stream, then builds the same key and indexes. Printed last: the ratio load/reference
 per table (higher is better), after a projection of a full release from the measured
@@ -41,6 +42,7 @@ REAL_ROWS = {  # cnpj-layout.md, a recent release
     "socios": 27_600_000,
     "simples": 40_000_000,
 }
+REFERENCED = ("estabelecimentos", "empresas")
 LIKE = {"socios": "estabelecimentos", "simples": "empresas"}  # projected with a measured rate
 CHUNK = 8 * 1024 * 1024
 
@@ -69,13 +71,13 @@ class Timing:
         )
 
 
-def drop_earlier_runs(server: ServerUrl, table: str) -> None:
-    """Drop the release's children left by earlier runs, so each run is a first load.
+def drop_release_tables(server: ServerUrl, table: str) -> None:
+    """Drop the release's children of `table`: before a load, and once it is measured.
 
-    A reload also drops the old child inside its timed swap, and autovacuum, still
-    working through that child minutes after it was loaded, held the swap's lock for
-    a second: noise of up to an eighth of a 2 M-row load, which a monthly first load
-    of a new release never pays.
+    Every run is then a first load (a reload also drops the old child in its timed
+    swap), and no table is left for autovacuum to work through under the next
+    measurement: a vacuum of an earlier run's child held the swap's lock for a
+    second, an eighth of a 2 M-row load.
     """
     name = tables.child_name(TABLES[table], RELEASE)
     with psycopg.connect(server.url, autocommit=True) as connection:
@@ -94,7 +96,7 @@ def drop_earlier_runs(server: ServerUrl, table: str) -> None:
 
 def load(server: ServerUrl, table: str, release: Release, scratch: Path) -> tuple[Timing, float]:
     """The load's timing and its peak memory in MiB; always a full load, never a resume."""
-    drop_earlier_runs(server, table)
+    drop_release_tables(server, table)
     settings = LoadSettings(scratch_dir=scratch, full_reload=True)
     loader = TableLoader(server.url, settings, progress=lambda _: None)
     reset_peak_rss()
@@ -148,12 +150,15 @@ def main() -> None:
     references: dict[str, Timing] = {}
     peaks: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        folder = make_tables(Path(tmp), args.rows, ["estabelecimentos", "empresas"])
+        folder = make_tables(Path(tmp), args.rows, list(REFERENCED))
         release = discover_release(folder.parent, RELEASE)
-        for table in ("estabelecimentos", "empresas"):
+        for table in REFERENCED:
+            drop_release_tables(server, table)
+        for table in REFERENCED:
             loads[table], peaks[table] = load(server, table, release, Path(tmp) / "scratch")
             clean = Path(tmp) / f"{table}.copy"
             export_clean_rows(server, table, clean)
+            drop_release_tables(server, table)
             references[table] = reference(server, table, clean, loads[table].rows)
             os.unlink(clean)
             print(
