@@ -3,9 +3,10 @@
 DuckDB streams good rows in file order but gives them no line number, and reports
 rejects only once the scan is over, numbered as records (a blank line is one record, a
 quoted field spanning lines is not a new one). Three sparse lists are enough to place
-everything exactly: the physical lines of blank lines (from the byte scan), the record
+everything exactly: the physical lines of blank lines (from a byte scan), the record
 numbers and newline counts of rejects (from DuckDB), and the good rows whose quoted
-fields hold newlines (from the typed read). Between two such events every record is a
+fields hold newlines (from a second DuckDB pass); the first and last are looked for only
+in a file whose line count says it has some. Between two such events every record is a
 good one-line row, so rows, records and lines advance together; the walk below jumps
 from event to event and remembers a breakpoint after each.
 """
