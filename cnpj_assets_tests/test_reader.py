@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cnpj_assets.reader import MemberError, ReaderSettings, extract_member, read_member
+from cnpj_assets.reader.member import find_blank_lines
 from cnpj_assets.specs import TABLES
 
 MEMBER = "F.K03200$Z.D61012.CNAECSV"
@@ -80,8 +81,15 @@ def test_every_line_is_loaded_or_rejected_with_its_line(tmp_path: Path) -> None:
         (['"01";"a"', "", '"02";"b"', ""], [(1, 1), (3, 3)], [2, 4], 0),
         (['"01"', '"02";"x\ny\nz"', '"03";"c"'], [(2, 4), (5, 5)], [], 2),
         (["", '"01";"x\ny"', "", '"02";"b"'], [(2, 3), (5, 5)], [1, 4], 1),
+        (['"01";"x\n\ny"', "", '"02";"b"'], [(1, 3), (5, 5)], [4], 2),
     ],
-    ids=["plain", "blank lines only", "a reject then a row on three lines", "both"],
+    ids=[
+        "plain",
+        "blank lines only",
+        "a reject then a row on three lines",
+        "both",
+        "an empty line inside quotes is not a blank line",
+    ],
 )
 def test_lines_are_placed_whatever_quirks_the_file_holds(
     tmp_path: Path,
@@ -98,6 +106,16 @@ def test_lines_are_placed_whatever_quirks_the_file_holds(
     assert result.blank_lines == blank
     assert result.continuation_lines == continuation
     assert member.stats.physical_lines == content.count(b"\n")
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 2, 3, 7, 1024 * 1024])
+def test_blank_lines_are_found_across_chunk_boundaries_and_not_inside_quotes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int
+) -> None:
+    monkeypatch.setattr("cnpj_assets.reader.member.CHUNK_BYTES", chunk_bytes)
+    path = tmp_path / "member.csv"
+    path.write_bytes(b'\n"a";"x\n\ny ""q"" "\n\n"b";"c"\n\n')
+    assert find_blank_lines(path) == [1, 5, 7]
 
 
 def test_values_round_trip(tmp_path: Path) -> None:

@@ -139,24 +139,29 @@ class _LineCounter:
 def find_blank_lines(path: Path) -> list[int]:
     """The 1-based numbers of the empty lines of a file, read in chunks.
 
-    A blank line is a newline right after a newline (or at the very start); the check
-    across a chunk boundary looks at the previous chunk's last byte.
+    A blank line is a newline right after a newline (or at the very start), outside
+    quotes: an empty line inside a quoted field belongs to its record, and counting it
+    as blank failed the whole file. A position is outside quotes when an even number of
+    quote characters precede it (a doubled quote inside a field counts two).
     """
     blank: list[int] = []
-    lines_before = 0
+    lines_before, quotes_before = 0, 0
     previous = b"\n"  # the file start behaves like the end of a line
     with open(path, "rb") as handle:
         while chunk := handle.read(CHUNK_BYTES):
-            if previous == b"\n" and chunk[:1] == b"\n":
+            if previous == b"\n" and chunk[:1] == b"\n" and quotes_before % 2 == 0:
                 blank.append(lines_before + 1)
-            counted, newlines = 0, 0
+            counted, newlines, quotes = 0, 0, quotes_before
             position = chunk.find(b"\n\n")
             while position != -1:
                 newlines += chunk.count(b"\n", counted, position + 1)
+                quotes += chunk.count(b'"', counted, position + 1)
                 counted = position + 1
-                blank.append(lines_before + newlines + 1)
+                if quotes % 2 == 0:
+                    blank.append(lines_before + newlines + 1)
                 position = chunk.find(b"\n\n", position + 1)
             lines_before += chunk.count(b"\n")
+            quotes_before += chunk.count(b'"')
             previous = chunk[-1:]
     return blank
 
