@@ -9,9 +9,10 @@ included, key and indexes built, the child swapped in; the release's tables are
 dropped before each load and once it is measured, untimed, so every run is a first
 load and no autovacuum of an earlier table runs under a measurement. The reference COPYs the same
 rows, already clean and typed, from a local file into an identical table with one
-stream, then builds the same key and indexes. Printed last: the ratio load/reference
-per table (higher is better), after a projection of a full release from the measured
-rates and the real row counts.
+stream, then builds the same key and indexes. It also prints each load's peak memory
+and this process's CPU (steadier than wall time on a shared machine). Printed last:
+the ratio load/reference per table (higher is better), after a projection of a full
+release from the measured rates and the real row counts.
 """
 
 from __future__ import annotations
@@ -28,7 +29,14 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RELEASE, make_tables, peak_rss_mib, reset_peak_rss, timed  # noqa: E402
+from common import (  # noqa: E402
+    RELEASE,
+    make_tables,
+    peak_rss_mib,
+    process_cpu_seconds,
+    reset_peak_rss,
+    timed,
+)
 
 from cnpj_assets.landing import Release, discover_release  # noqa: E402
 from cnpj_assets.loader import LoadSettings, TableLoader  # noqa: E402
@@ -94,15 +102,22 @@ def drop_release_tables(server: ServerUrl, table: str) -> None:
             )
 
 
-def load(server: ServerUrl, table: str, release: Release, scratch: Path) -> tuple[Timing, float]:
-    """The load's timing and its peak memory in MiB; always a full load, never a resume."""
+def load(
+    server: ServerUrl, table: str, release: Release, scratch: Path
+) -> tuple[Timing, float, float]:
+    """The load's timing, peak memory in MiB and this process's core-seconds.
+
+    Always a full load, never a resume.
+    """
     drop_release_tables(server, table)
     settings = LoadSettings(scratch_dir=scratch, full_reload=True)
     loader = TableLoader(server.url, settings, progress=lambda _: None)
     reset_peak_rss()
+    cpu_before = process_cpu_seconds()
     summary, seconds = timed(lambda: loader.load(TABLES[table], release))
+    cpu = process_cpu_seconds() - cpu_before
     tree = summary.tree
-    return Timing(int(tree["rows"]), seconds, float(tree["index_seconds"])), peak_rss_mib()
+    return Timing(int(tree["rows"]), seconds, float(tree["index_seconds"])), peak_rss_mib(), cpu
 
 
 def export_clean_rows(server: ServerUrl, table: str, path: Path) -> None:
@@ -149,13 +164,16 @@ def main() -> None:
     loads: dict[str, Timing] = {}
     references: dict[str, Timing] = {}
     peaks: dict[str, float] = {}
+    cpus: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = make_tables(Path(tmp), args.rows, list(REFERENCED))
         release = discover_release(folder.parent, RELEASE)
         for table in REFERENCED:
             drop_release_tables(server, table)
         for table in REFERENCED:
-            loads[table], peaks[table] = load(server, table, release, Path(tmp) / "scratch")
+            loads[table], peaks[table], cpus[table] = load(
+                server, table, release, Path(tmp) / "scratch"
+            )
             clean = Path(tmp) / f"{table}.copy"
             export_clean_rows(server, table, clean)
             drop_release_tables(server, table)
@@ -168,6 +186,13 @@ def main() -> None:
     print(
         "peak memory of the load: "
         + ", ".join(f"{table} {peak:,.0f} MiB" for table, peak in peaks.items())
+    )
+    print(
+        "CPU of this process during the load (PostgreSQL's not included): "
+        + ", ".join(
+            f"{table} {cpu:.1f} core-s ({cpu / loads[table].rows * 1e6:.2f} per M rows)"
+            for table, cpu in cpus.items()
+        )
     )
     measured = {table: loads[LIKE.get(table, table)] for table in REAL_ROWS}
     rows_in = sum(REAL_ROWS[t] / m.rows * m.rows_in_seconds for t, m in measured.items())
