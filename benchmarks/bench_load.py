@@ -7,9 +7,9 @@ For estabelecimentos and empresas it loads the table's ten zips of a synthetic r
 companies) through the loader: zip -> DuckDB -> COPY, audit and `_subbatch_id`
 included, key and indexes built, the child swapped in; the release's tables are
 dropped before each load and once it is measured, untimed, so every run is a first
-load and no autovacuum of an earlier table runs under a measurement. The reference COPYs the same
-rows, already clean and typed, from a local file into an identical table with one
-stream, then builds the same key and indexes. It also prints each load's peak memory
+load and no autovacuum of an earlier table runs under a measurement. The reference
+COPYs the same rows, already clean and typed, from a local file into an identical
+table with one stream, then builds the same key and indexes. It also prints each load's peak memory
 and this process's CPU (steadier than wall time on a shared machine). Printed last:
 the ratio load/reference per table (higher is better), after a projection of a full
 release from the measured rates and the real row counts.
