@@ -37,7 +37,7 @@ class AccountingError(RuntimeError):
 class ReaderSettings:
     """Knobs of the read; defaults suit a 2-core machine with a few GiB to spare.
 
-    Up to four batches are alive at once (being read, queued, being COPYed, in flight),
+    Up to five batches are alive at once (being read, queued, two in flight, one closing),
     so the batch size sets most of the memory: 250 k-row batches peaked at 600 MiB on a
     4 M-row file against 450 MiB on an 820 k-row one; 50 k-row batches at 420 and 400
     MiB, at the same speed. One DuckDB thread (~600 k rows/s) outruns the COPY
