@@ -95,11 +95,7 @@ def drop_release_tables(server: ServerUrl, table: str) -> None:
             (tables.SCHEMA, len(name), name),
         ).fetchall()
         for (leftover,) in leftovers:
-            connection.execute(
-                sql.SQL("DROP TABLE {}.{}").format(
-                    sql.Identifier(tables.SCHEMA), sql.Identifier(leftover)
-                )
-            )
+            connection.execute(sql.SQL("DROP TABLE {}").format(tables.qualified(leftover)))
 
 
 def checkpoint(server: ServerUrl) -> None:
@@ -140,10 +136,8 @@ def load(
 
 def export_clean_rows(server: ServerUrl, table: str, path: Path) -> None:
     """The loaded rows as COPY text: what the reference feeds PostgreSQL."""
-    child = sql.Identifier(tables.child_name(TABLES[table], RELEASE))
-    statement = sql.SQL("COPY (SELECT * FROM {}.{}) TO STDOUT").format(
-        sql.Identifier(tables.SCHEMA), child
-    )
+    child = tables.qualified(tables.child_name(TABLES[table], RELEASE))
+    statement = sql.SQL("COPY (SELECT * FROM {}) TO STDOUT").format(child)
     with (
         psycopg.connect(server.url) as connection,
         open(path, "wb") as sink,

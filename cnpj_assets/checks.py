@@ -24,7 +24,7 @@ from psycopg import sql
 
 from cnpj_assets.assets import GROUP, RELEASES
 from cnpj_assets.cnpj_number import FIRST_WEIGHTS, SECOND_WEIGHTS
-from cnpj_assets.postgres.tables import SCHEMA
+from cnpj_assets.postgres.tables import qualified
 from cnpj_assets.resources import PostgresResource
 from cnpj_assets.specs import TABLES, TableSpec
 
@@ -53,10 +53,6 @@ class QualityConfig(dg.Config):
 
 def _asset_key(spec: TableSpec) -> dg.AssetKey:
     return dg.AssetKey([GROUP, spec.name])
-
-
-def _table(spec: TableSpec) -> sql.Composed:
-    return sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(spec.name))
 
 
 def _result(
@@ -133,7 +129,7 @@ def key_uniqueness(
     duplicates = sql.SQL(
         "SELECT {key}, count(*) AS n FROM {table} WHERE release = %(release)s "
         "GROUP BY {key} HAVING count(*) > 1"
-    ).format(key=key, table=_table(spec))
+    ).format(key=key, table=qualified(spec.name))
     values, extra = connection.execute(
         sql.SQL("SELECT count(*), coalesce(sum(n - 1), 0) FROM ({}) AS d").format(duplicates),
         {"release": release},
@@ -176,8 +172,8 @@ def _orphans(
         "WHERE r.release = %(release)s AND r.{key} = d.{column})"
     ).format(
         column=sql.Identifier(column),
-        table=_table(spec),
-        referenced=_table(referenced),
+        table=qualified(spec.name),
+        referenced=qualified(referenced.name),
         key=sql.Identifier((referenced.key or ())[0]),
     )
     rows, codes, sample = connection.execute(
@@ -278,7 +274,7 @@ def cnpj_check_digits(
     """Share of the table's full CNPJs whose two check digits are wrong."""
     expression, holds_cnpj = CNPJ_COLUMNS[spec.name]
     source = sql.SQL("SELECT {} AS cnpj FROM {} d WHERE d.release = %(release)s AND {}").format(
-        expression, _table(spec), holds_cnpj
+        expression, qualified(spec.name), holds_cnpj
     )
     total, invalid, sample = connection.execute(
         sql.SQL(

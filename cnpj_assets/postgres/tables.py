@@ -36,6 +36,11 @@ def _columns_ddl(spec: TableSpec) -> sql.Composed:
     return sql.SQL(", ").join(columns)
 
 
+def qualified(name: str) -> sql.Identifier:
+    """A table of the `cnpj` schema, as a schema-qualified identifier."""
+    return sql.Identifier(SCHEMA, name)
+
+
 def ensure_parent(connection: psycopg.Connection, spec: TableSpec) -> None:
     """Create the schema and the table's partitioned parent if they are missing."""
     connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)))
@@ -65,8 +70,8 @@ class LoadingChild:
     name: str
 
     @property
-    def identifier(self) -> sql.Composed:
-        return sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(self.name))
+    def identifier(self) -> sql.Identifier:
+        return qualified(self.name)
 
     @property
     def copy_columns(self) -> list[str]:
@@ -168,32 +173,27 @@ def _count_duplicate_keys(connection: psycopg.Connection, child: LoadingChild) -
 def swap_in(connection: psycopg.Connection, child: LoadingChild) -> str:
     """Replace the release's attached child with this one, atomically; return its name."""
     final = child_name(child.spec, child.release)
-    parent = sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(child.spec.name))
+    parent = qualified(child.spec.name)
     with connection.transaction():
         _cancel_blocking_autovacuum_soon(connection)
         connection.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(parent))
         for old in _attached_children(connection, child.spec.name, child.release):
-            old_identifier = sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(old))
             connection.execute(
-                sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(parent, old_identifier)
+                sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(parent, qualified(old))
             )
-            connection.execute(sql.SQL("DROP TABLE {}").format(old_identifier))
-        connection.execute(
-            sql.SQL("DROP TABLE IF EXISTS {}.{}").format(
-                sql.Identifier(SCHEMA), sql.Identifier(final)
-            )
-        )
+            connection.execute(sql.SQL("DROP TABLE {}").format(qualified(old)))
+        connection.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(qualified(final)))
         connection.execute(
             sql.SQL("ALTER TABLE {} RENAME TO {}").format(child.identifier, sql.Identifier(final))
         )
         connection.execute(
-            sql.SQL(
-                "ALTER TABLE {}.{} RESET (autovacuum_enabled, toast.autovacuum_enabled)"
-            ).format(sql.Identifier(SCHEMA), sql.Identifier(final))
+            sql.SQL("ALTER TABLE {} RESET (autovacuum_enabled, toast.autovacuum_enabled)").format(
+                qualified(final)
+            )
         )
         connection.execute(
-            sql.SQL("ALTER TABLE {} ATTACH PARTITION {}.{} FOR VALUES IN ({})").format(
-                parent, sql.Identifier(SCHEMA), sql.Identifier(final), sql.Literal(child.release)
+            sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES IN ({})").format(
+                parent, qualified(final), sql.Literal(child.release)
             )
         )
     return f"{SCHEMA}.{final}"
