@@ -8,6 +8,7 @@ zipfile still parses the directory; this module only reads the member's data.
 
 from __future__ import annotations
 
+import os
 import struct
 import zipfile
 from collections.abc import Iterator
@@ -46,31 +47,26 @@ def _data_offset(handle: BinaryIO, info: zipfile.ZipInfo) -> int:
     return info.header_offset + LOCAL_HEADER.size + name_length + extra_length
 
 
-def _compressed_chunks(
+def _file_chunks(
     handle: BinaryIO, size: int, chunk_bytes: int, digest: Digest | None
 ) -> Iterator[bytes]:
+    """The next `size` bytes of the file, passed through `digest` if one is given."""
     left = size
     while left > 0:
         chunk = handle.read(min(chunk_bytes, left))
         if not chunk:
-            raise InflateError(f"the compressed data ends {left} bytes early")
+            raise InflateError(f"the zip ends {left} bytes early")
         if digest is not None:
             digest.update(chunk)
         left -= len(chunk)
         yield chunk
 
 
-def _hash_bytes(handle: BinaryIO, size: int | None, digest: Digest) -> None:
-    """Hash the next `size` bytes of the file (None: up to its end)."""
-    while size is None or size > 0:
-        chunk = handle.read(
-            COMPRESSED_READ_BYTES if size is None else min(COMPRESSED_READ_BYTES, size)
-        )
-        if not chunk:
-            return
-        digest.update(chunk)
-        if size is not None:
-            size -= len(chunk)
+def _hash_range(handle: BinaryIO, start: int, end: int, digest: Digest) -> None:
+    """Pass the bytes from `start` to `end` through `digest` (the parts not inflated)."""
+    handle.seek(start)
+    for _ in _file_chunks(handle, end - start, COMPRESSED_READ_BYTES, digest):
+        pass
 
 
 def member_chunks(
@@ -94,11 +90,11 @@ def member_chunks(
     length = 0
     with open(zip_path, "rb") as handle:
         start = _data_offset(handle, info)
+        end = start + info.compress_size
         if digest is not None:
-            handle.seek(0)
-            _hash_bytes(handle, start, digest)
+            _hash_range(handle, 0, start, digest)
         handle.seek(start)
-        compressed = _compressed_chunks(handle, info.compress_size, COMPRESSED_READ_BYTES, digest)
+        compressed = _file_chunks(handle, info.compress_size, COMPRESSED_READ_BYTES, digest)
         if info.compress_type == zipfile.ZIP_STORED:
             chunks: Iterator[bytes] = compressed
         else:
@@ -110,8 +106,7 @@ def member_chunks(
             crc = isal_zlib.crc32(chunk, crc)
             yield chunk
         if digest is not None:
-            handle.seek(start + info.compress_size)
-            _hash_bytes(handle, None, digest)
+            _hash_range(handle, end, os.fstat(handle.fileno()).st_size, digest)
     if length != info.file_size:
         raise InflateError(
             f"member {info.filename} inflates to {length} bytes, not {info.file_size}"
