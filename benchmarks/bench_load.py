@@ -9,10 +9,10 @@ included, key and indexes built, the child swapped in; the release's tables are
 dropped before each load and once it is measured, untimed, so every run is a first
 load and no autovacuum of an earlier table runs under a measurement. The reference
 COPYs the same rows, already clean and typed, from a local file into an identical
-table with one stream, then builds the same key and indexes. It also prints each load's peak memory
-and this process's CPU (steadier than wall time on a shared machine). Printed last:
-the ratio load/reference per table (higher is better), after a projection of a full
-release from the measured rates and the real row counts.
+table with one stream, then builds the same key and indexes. It also prints each
+load's peak memory and this process's CPU (steadier than wall time on a shared
+machine). Printed last: the ratio load/reference per table (higher is better), after a
+projection of a full release from the measured rates and the real row counts.
 """
 
 from __future__ import annotations
@@ -120,9 +120,8 @@ def load(
 ) -> tuple[Timing, float, float]:
     """The load's timing, peak memory in MiB and this process's core-seconds.
 
-    Always a full load, never a resume.
+    Always a full load, never a resume, into a release whose tables `main` dropped.
     """
-    drop_release_tables(server, table)
     settings = LoadSettings(scratch_dir=scratch, full_reload=True)
     loader = TableLoader(server.url, settings, progress=lambda _: None)
     checkpoint(server)
