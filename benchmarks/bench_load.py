@@ -10,8 +10,10 @@ dropped before each load and once it is measured, untimed, so every run is a fir
 load and no autovacuum of an earlier table runs under a measurement. The reference
 COPYs the same rows, already clean and typed, from a local file into an identical
 table with one stream, then builds the same key and indexes. It also prints each
-load's peak memory and this process's CPU (steadier than wall time on a shared
-machine). Printed last: the ratio load/reference per table (higher is better), after a
+load's peak memory, the CPU this process and PostgreSQL spent on it (steadier than
+wall time on a shared machine), and the ratio that CPU would allow had every core been
+busy throughout: how much is lost to idle cores, and how much only less work can win.
+Printed last: the ratio load/reference per table (higher is better), after a
 projection of a full release from the measured rates and the real row counts.
 """
 
@@ -33,6 +35,7 @@ from common import (  # noqa: E402
     RELEASE,
     make_tables,
     peak_rss_mib,
+    postgres_cpu_seconds,
     process_cpu_seconds,
     reset_peak_rss,
     timed,
@@ -79,6 +82,26 @@ class Timing:
         )
 
 
+@dataclass(frozen=True)
+class LoadRun:
+    """One load's timing, peak memory, and the core-seconds it took on each side."""
+
+    timing: Timing
+    peak_mib: float
+    own_cpu: float
+    postgres_cpu: float
+
+    def best_ratio(self, reference: Timing) -> float:
+        """The ratio had every core been busy throughout: the load's CPU, spread evenly.
+
+        No pipeline beats it on this machine without doing less work, so it tells
+        what is lost to idle cores and what only less CPU can win. Meaningless (and
+        not printed) when PostgreSQL runs on another machine.
+        """
+        cores = len(os.sched_getaffinity(0))
+        return reference.seconds / ((self.own_cpu + self.postgres_cpu) / cores)
+
+
 def drop_release_tables(server: ServerUrl, table: str) -> None:
     """Drop the release's children of `table`: before a load, and once it is measured.
 
@@ -115,22 +138,19 @@ def checkpoint(server: ServerUrl) -> None:
             return
 
 
-def load(
-    server: ServerUrl, table: str, release: Release, scratch: Path
-) -> tuple[Timing, float, float]:
-    """The load's timing, peak memory in MiB and this process's core-seconds.
-
-    Always a full load, never a resume, into a release whose tables `main` dropped.
-    """
+def load(server: ServerUrl, table: str, release: Release, scratch: Path) -> LoadRun:
+    """Always a full load, never a resume, into a release whose tables `main` dropped."""
     settings = LoadSettings(scratch_dir=scratch, full_reload=True)
     loader = TableLoader(server.url, settings, progress=lambda _: None)
     checkpoint(server)
     reset_peak_rss()
-    cpu_before = process_cpu_seconds()
+    own_before, postgres_before = process_cpu_seconds(), postgres_cpu_seconds()
     summary, seconds = timed(lambda: loader.load(TABLES[table], release))
-    cpu = process_cpu_seconds() - cpu_before
+    own_cpu = process_cpu_seconds() - own_before
+    postgres_cpu = postgres_cpu_seconds() - postgres_before
     tree = summary.tree
-    return Timing(int(tree["rows"]), seconds, float(tree["index_seconds"])), peak_rss_mib(), cpu
+    timing = Timing(int(tree["rows"]), seconds, float(tree["index_seconds"]))
+    return LoadRun(timing, peak_rss_mib(), own_cpu, postgres_cpu)
 
 
 def export_clean_rows(server: ServerUrl, table: str, path: Path) -> None:
@@ -173,40 +193,45 @@ def main() -> None:
     args = parser.parse_args()
     server = server_url()
     print(f"PostgreSQL: {server.redacted()}")
-    loads: dict[str, Timing] = {}
+    runs: dict[str, LoadRun] = {}
     references: dict[str, Timing] = {}
-    peaks: dict[str, float] = {}
-    cpus: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = make_tables(Path(tmp), args.rows, list(REFERENCED))
         release = discover_release(folder.parent, RELEASE)
         for table in REFERENCED:
             drop_release_tables(server, table)
         for table in REFERENCED:
-            loads[table], peaks[table], cpus[table] = load(
-                server, table, release, Path(tmp) / "scratch"
-            )
+            run = runs[table] = load(server, table, release, Path(tmp) / "scratch")
             clean = Path(tmp) / f"{table}.copy"
             export_clean_rows(server, table, clean)
             drop_release_tables(server, table)
-            references[table] = reference(server, table, clean, loads[table].rows)
+            references[table] = reference(server, table, clean, run.timing.rows)
             os.unlink(clean)
             print(
-                f"{table}: {loads[table].rows:,} rows; {loads[table].describe('load')}; "
+                f"{table}: {run.timing.rows:,} rows; {run.timing.describe('load')}; "
                 f"{references[table].describe('reference COPY + indexes')}"
             )
     print(
         "peak memory of the load: "
-        + ", ".join(f"{table} {peak:,.0f} MiB" for table, peak in peaks.items())
+        + ", ".join(f"{table} {run.peak_mib:,.0f} MiB" for table, run in runs.items())
     )
     print(
-        "CPU of this process during the load (PostgreSQL's not included): "
+        "CPU during the load, this process and PostgreSQL: "
         + ", ".join(
-            f"{table} {cpu:.1f} core-s ({cpu / loads[table].rows * 1e6:.2f} per M rows)"
-            for table, cpu in cpus.items()
+            f"{table} {run.own_cpu:.1f} + {run.postgres_cpu:.1f} core-s "
+            f"({run.own_cpu / run.timing.rows * 1e6:.2f} + "
+            f"{run.postgres_cpu / run.timing.rows * 1e6:.2f} per M rows)"
+            for table, run in runs.items()
         )
     )
-    measured = {table: loads[LIKE.get(table, table)] for table in REAL_ROWS}
+    if all(run.postgres_cpu > 0 for run in runs.values()):
+        print(
+            "best ratio possible with every core busy throughout (same CPU, no idle): "
+            + ", ".join(
+                f"{table} {run.best_ratio(references[table]):.2f}" for table, run in runs.items()
+            )
+        )
+    measured = {table: runs[LIKE.get(table, table)].timing for table in REAL_ROWS}
     rows_in = sum(REAL_ROWS[t] / m.rows * m.rows_in_seconds for t, m in measured.items())
     indexes = sum(REAL_ROWS[t] / m.rows * m.index_seconds for t, m in measured.items())
     print(
@@ -214,8 +239,8 @@ def main() -> None:
         f"estabelecimentos rate, simples at the empresas rate): {(rows_in + indexes) / 60:.1f} min "
         f"(rows in {rows_in / 60:.1f}, key and indexes {indexes / 60:.1f})"
     )
-    for table, timing in loads.items():
-        print(f"ratio load/reference {table}: {references[table].seconds / timing.seconds:.2f}")
+    for table, run in runs.items():
+        print(f"ratio load/reference {table}: {references[table].seconds / run.timing.seconds:.2f}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ machines are shared and noisy: absolute seconds mean little, ratios travel.
 
 from __future__ import annotations
 
+import os
 import resource
 import time
 from collections.abc import Callable
@@ -70,3 +71,22 @@ def process_cpu_seconds() -> float:
     """
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU used by this machine's PostgreSQL processes, ended backends included.
+
+    An ended backend's time moves to the postmaster's children counters, so those are
+    added too. Zero when the server runs elsewhere: the caller then cannot say how
+    close the load came to the machine's cores.
+    """
+    ticks = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() != "postgres":
+                continue
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # a backend that ended while the list was read
+            continue
+        ticks += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")

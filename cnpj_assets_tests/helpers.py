@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import dagster as dg
@@ -11,6 +12,16 @@ from cnpj_assets.assets import RELEASES, TABLE_ASSETS
 from cnpj_assets.postgres.server import ServerUrl
 from cnpj_assets.resources import build_resources
 from cnpj_assets_tests.conftest import RELEASE
+
+MEMBER = "F.K03200$Z.D61012.CNAECSV"  # a real cnaes member name
+
+
+def make_zip(path: Path, content: bytes, members: dict[str, bytes] | None = None) -> Path:
+    """A zip holding `content` as its one cnaes member, or the given `members` instead."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in (members if members is not None else {MEMBER: content}).items():
+            archive.writestr(name, data)
+    return path
 
 
 def materialize(

@@ -13,15 +13,7 @@ import pytest
 from cnpj_assets.reader import MemberError, ReaderSettings, extract_member, read_member
 from cnpj_assets.reader.member import find_blank_lines
 from cnpj_assets.specs import TABLES
-
-MEMBER = "F.K03200$Z.D61012.CNAECSV"
-
-
-def make_zip(path: Path, content: bytes, members: dict[str, bytes] | None = None) -> Path:
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in (members if members is not None else {MEMBER: content}).items():
-            archive.writestr(name, data)
-    return path
+from cnpj_assets_tests.helpers import MEMBER, make_zip
 
 
 def read_all(zip_path: Path, scratch: Path, table: str = "cnaes", batch_rows: int = 2):

@@ -37,12 +37,12 @@ class AccountingError(RuntimeError):
 class ReaderSettings:
     """Knobs of the read; defaults suit a 2-core machine with a few GiB to spare.
 
-    Up to five batches are alive at once (being read, queued, two in flight, one closing),
-    so the batch size sets most of the memory: 250 k-row batches peaked at 600 MiB on a
-    4 M-row file against 450 MiB on an 820 k-row one; 50 k-row batches at 420 and 400
-    MiB, at the same speed. One DuckDB thread (~600 k rows/s) outruns the COPY
-    streams, which already keep both cores busy; a second one added ~120 MiB and no
-    speed.
+    Up to five batches of a file are alive at once (being read, queued, two in flight,
+    one closing), and up to two of the next file's, read ahead; so the batch size sets
+    most of the memory: 250 k-row batches peaked at 600 MiB on a 4 M-row file against
+    450 MiB on an 820 k-row one; 50 k-row batches at 420 and 400 MiB, at the same
+    speed. One DuckDB thread (~600 k rows/s) outruns the COPY streams, which already
+    keep both cores busy; a second one added ~120 MiB and no speed.
     """
 
     batch_rows: int = 50_000
@@ -264,9 +264,10 @@ class FileRead:
 def _regrouped(stream: Iterator[pa.RecordBatch], rows: int) -> Iterator[list[pa.RecordBatch]]:
     """DuckDB's chunks gathered into runs of at least `rows` rows, without copying.
 
-    DuckDB hands out chunks of its own size (one per 8 MB read buffer: ~37 k
-    estabelecimentos rows) whatever size is asked for; batches of at least the
-    configured size keep every COPY stream busy between batches.
+    DuckDB 2.0 hands out chunks of the size asked for (measured on estabelecimentos
+    members: 50,000 rows each, the last one shorter), so a run is usually one chunk;
+    gathering keeps a batch at least `rows` long should a chunk come shorter, so every
+    COPY stream stays busy between batches.
     """
     pending: list[pa.RecordBatch] = []
     count = 0
