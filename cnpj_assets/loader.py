@@ -31,7 +31,7 @@ from cnpj_assets.reader import (
     extract_member,
     read_member,
 )
-from cnpj_assets.reader.prefetch import Prefetched, prefetched
+from cnpj_assets.reader.prefetch import Prefetched
 from cnpj_assets.resume import adopt_child, drop_leftovers, plan_resume
 from cnpj_assets.specs import TableSpec
 
@@ -206,7 +206,7 @@ class TableLoader:
             done = {name for name, r in resumes.items() if r.completed is not None}
             scratch = self.settings.scratch_dir / f"load{table_node.id}"
             try:
-                extracted = prefetched(_extracted(_smallest_first(files), scratch, done))
+                extracted = Prefetched(_extracted(_smallest_first(files), scratch, done))
                 steps = _read_steps(spec, extracted, self.settings.reader_settings())
                 with (
                     closing(extracted),  # closed last: no zip is inflated after the rmtree
@@ -251,7 +251,7 @@ def _extracted(
 ) -> Iterator[tuple[ReleaseFile, ExtractedMember | Exception | None]]:
     """Each file with its extracted member (None if skipped), or the error that names it.
 
-    Run through `prefetched`, the next zip inflates while the current one is COPYed;
+    Run through `Prefetched`, the next zip inflates while the current one is COPYed;
     an error is handed over, not raised, so it fails the right file's audit context.
     """
     for file in files:
@@ -286,7 +286,7 @@ def _start_read(
     if not isinstance(member, ExtractedMember):
         return _StartedRead(file, member, None, None)
     read = read_member(spec, member, settings)
-    return _StartedRead(file, member, read, prefetched(read.batches()))
+    return _StartedRead(file, member, read, Prefetched(read.batches()))
 
 
 def _read_steps(
@@ -318,7 +318,8 @@ def _read_steps(
                 if following is None:
                     following = next(starts, None)
             current.close()
-            current, following = following or next(starts, None), None
+            current = following if following is not None else next(starts, None)
+            following = None
     finally:
         for started in (current, following):
             if started is not None:

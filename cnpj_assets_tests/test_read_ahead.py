@@ -17,7 +17,7 @@ import pytest
 from cnpj_assets import loader
 from cnpj_assets.landing import ReleaseFile
 from cnpj_assets.reader import ReaderSettings, extract_member
-from cnpj_assets.reader.prefetch import prefetched
+from cnpj_assets.reader.prefetch import Prefetched
 from cnpj_assets.reader.reader import FileRead
 from cnpj_assets.specs import TABLES
 from cnpj_assets_tests.helpers import make_zip
@@ -55,7 +55,7 @@ def test_a_prefetched_stream_starts_before_it_is_asked_and_hands_over_errors_in_
         yield 2
         raise ValueError("the third item cannot be read")
 
-    stream = prefetched(items())
+    stream = Prefetched(items())
     try:
         assert started.wait(10), "the producer did not start until asked"
         assert next(stream) == 1
@@ -80,7 +80,7 @@ def test_closing_a_prefetched_stream_stops_its_thread_and_cleans_up_there() -> N
         finally:
             cleaned_up_in.append(threading.current_thread().name)
 
-    stream = prefetched(endless())
+    stream = Prefetched(endless())
     assert next(stream) == 1
     stream.close()
     assert cleaned_up_in == ["prefetch"]

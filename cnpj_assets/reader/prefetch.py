@@ -74,8 +74,3 @@ class Prefetched(Generic[T]):
         self._finished = True
         self._stop.set()
         self._thread.join()
-
-
-def prefetched(items: Iterator[T], depth: int = 1) -> Prefetched[T]:
-    """Start producing `items` in a background thread now; see `Prefetched`."""
-    return Prefetched(items, depth)
