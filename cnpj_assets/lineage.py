@@ -25,7 +25,7 @@ from psycopg.rows import dict_row
 from cnpj_assets.audit.schema import ensure_audit_schema
 from cnpj_assets.cnpj_number import check_digits
 from cnpj_assets.postgres.server import server_url
-from cnpj_assets.postgres.tables import LINEAGE_COLUMN, SCHEMA
+from cnpj_assets.postgres.tables import LINEAGE_COLUMN, SCHEMA, qualified
 
 DEFAULT_DAGSTER_URL = "http://127.0.0.1:3000"
 EXIT_FOUND, EXIT_NOT_FOUND, EXIT_INVALID = 0, 1, 2
@@ -151,7 +151,7 @@ def _table_query(table: str, query: CnpjQuery) -> sql.Composed:
     return sql.SQL(
         "SELECT d.release, {table_name} AS {table_alias}, {position} AS table_position, "
         "{cnpj} AS cnpj, {label} AS label, {audit} "
-        "FROM {schema}.{table} d JOIN cnpj_audit.lineage l ON l.subbatch_id = d.{lineage} "
+        "FROM {table} d JOIN cnpj_audit.lineage l ON l.subbatch_id = d.{lineage} "
         "WHERE d.cnpj_basico = %(basico)s{narrow}"
     ).format(
         table_name=sql.Literal(table),
@@ -160,8 +160,7 @@ def _table_query(table: str, query: CnpjQuery) -> sql.Composed:
         cnpj=_cnpj_expression(table),
         label=_LABELS[table],
         audit=sql.SQL(", ").join(sql.Identifier("l", c) for c in _AUDIT_COLUMNS),
-        schema=sql.Identifier(SCHEMA),
-        table=sql.Identifier(table),
+        table=qualified(table),
         lineage=sql.Identifier(LINEAGE_COLUMN),
         narrow=narrow,
     )

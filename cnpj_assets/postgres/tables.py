@@ -45,13 +45,13 @@ def ensure_parent(connection: psycopg.Connection, spec: TableSpec) -> None:
     """Create the schema and the table's partitioned parent if they are missing."""
     connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)))
     connection.execute(
-        sql.SQL("CREATE TABLE IF NOT EXISTS {}.{} ({}) PARTITION BY LIST (release)").format(
-            sql.Identifier(SCHEMA), sql.Identifier(spec.name), _columns_ddl(spec)
+        sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}) PARTITION BY LIST (release)").format(
+            qualified(spec.name), _columns_ddl(spec)
         )
     )
     connection.execute(
-        sql.SQL("COMMENT ON TABLE {}.{} IS {}").format(
-            sql.Identifier(SCHEMA), sql.Identifier(spec.name), sql.Literal(spec.description)
+        sql.SQL("COMMENT ON TABLE {} IS {}").format(
+            qualified(spec.name), sql.Literal(spec.description)
         )
     )
 
@@ -101,12 +101,11 @@ def create_loading_child(
         connection.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(child.identifier))
         connection.execute(
             sql.SQL(
-                "CREATE TABLE {child} (LIKE {schema}.{parent}, CHECK (release = {release})) "
+                "CREATE TABLE {child} (LIKE {parent}, CHECK (release = {release})) "
                 "WITH (autovacuum_enabled = false, toast.autovacuum_enabled = false)"
             ).format(
                 child=child.identifier,
-                schema=sql.Identifier(SCHEMA),
-                parent=sql.Identifier(spec.name),
+                parent=qualified(spec.name),
                 release=sql.Literal(release),
             )
         )
