@@ -20,7 +20,7 @@ from cnpj_assets_tests.helpers import count_rows, materialize, query
 from cnpj_assets_tests.oracle import read_table
 
 
-def build(landing: Path) -> dg.ExecuteInProcessResult:
+def build(landing: Path, materialize: bool = False) -> dg.ExecuteInProcessResult:
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(RELEASES.name, [RELEASE])
     return dg.materialize(
@@ -28,6 +28,7 @@ def build(landing: Path) -> dg.ExecuteInProcessResult:
         instance=instance,
         partition_key=RELEASE,
         resources=build_resources(str(landing)),
+        run_config={"ops": {"cnpj__cnpj_completo": {"config": {"materialize": materialize}}}},
     )
 
 
@@ -71,8 +72,9 @@ def test_one_row_per_establishment(built, rows, postgres_server: ServerUrl) -> N
     assert all(len(r) == 1 for r in rows.values())  # the repeated company does not fan out
     metadata = built.get_asset_materialization_events()[0].materialization.metadata
     assert metadata["dagster/row_count"].value == count_rows(postgres_server, "estabelecimentos")
-    assert metadata["dagster/table_name"].value == "cnpj.cnpj_completo_2026_10"
+    assert metadata["dagster/table_name"].value == "cnpj.cnpj_completo"
     assert metadata["duplicate_keys"].value == 0
+    assert metadata["materialized"].value is False
 
 
 def test_rows_match_the_source_files(rows, quirks_landing: Path, quirks_report: dict) -> None:
@@ -153,25 +155,71 @@ def test_column_lineage_names_the_source_columns(built) -> None:
     assert [c.name for c in schema.columns] == [c.name for c in COLUMNS]
 
 
-def test_a_rebuild_replaces_the_release_and_is_audited(
-    built, postgres_server: ServerUrl, quirks_landing: Path
-) -> None:
-    before = count_rows(postgres_server, "cnpj_completo")
-    again = build(quirks_landing)
-    assert count_rows(postgres_server, "cnpj_completo") == before
-    children = query(
+def test_it_is_a_view_that_costs_no_copy_and_is_audited(built, postgres_server: ServerUrl) -> None:
+    kinds = query(
         postgres_server,
-        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'cnpj_completo'",
+        "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'cnpj' AND c.relname = 'cnpj_completo'",
     )
-    assert children == [("cnpj_completo_2026_10",)]
+    assert kinds == [("cnpj_completo", "v")]
     audit = query(
         postgres_server,
         "SELECT status, rows, target_table FROM cnpj_audit.table_load "
         "WHERE table_name = 'cnpj_completo' AND dagster_run_id = %s",
-        (again.run_id,),
+        (built.run_id,),
     )
-    assert audit == [("COMPLETED", before, "cnpj.cnpj_completo_2026_10")]
+    assert audit == [
+        ("COMPLETED", count_rows(postgres_server, "estabelecimentos"), "cnpj.cnpj_completo")
+    ]
+
+
+def test_a_reader_filtering_one_company_uses_the_indexes(
+    built, rows, postgres_server: ServerUrl
+) -> None:
+    company = next(iter(rows.values()))[0]["cnpj_basico"]
+    plan = "\n".join(
+        line
+        for (line,) in query(
+            postgres_server,
+            "EXPLAIN SELECT * FROM cnpj.cnpj_completo WHERE release = %s AND cnpj_basico = %s",
+            (RELEASE, company),
+        )
+    )
+    for table in ("estabelecimentos", "empresas", "simples", "socios"):
+        assert (
+            f"Index Scan using {table}_2026_10" in plan
+            or f"Bitmap Index Scan on {table}_2026_10" in plan
+        ), table
+    assert "Seq Scan on estabelecimentos" not in plan
+
+
+def test_a_copy_on_demand_holds_the_views_rows_and_a_rebuild_replaces_it(
+    built, postgres_server: ServerUrl, quirks_landing: Path
+) -> None:
+    view = query(
+        postgres_server,
+        "SELECT * FROM cnpj.cnpj_completo WHERE release = %s ORDER BY cnpj, _subbatch_id",
+        (RELEASE,),
+    )
+    for _ in range(2):
+        copied = build(quirks_landing, materialize=True)
+        assert copied.success
+        metadata = copied.get_asset_materialization_events()[0].materialization.metadata
+        assert metadata["dagster/table_name"].value == "cnpj.cnpj_completo_2026_10"
+        assert metadata["materialized"].value is True
+        assert (
+            query(
+                postgres_server,
+                "SELECT * FROM cnpj.cnpj_completo_2026_10 ORDER BY cnpj, _subbatch_id",
+            )
+            == view
+        )
+    tables = query(
+        postgres_server,
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'cnpj' AND c.relkind = 'r' AND c.relname LIKE 'cnpj_completo%%'",
+    )
+    assert tables == [("cnpj_completo_2026_10",)]
 
 
 def test_it_depends_on_the_ten_tables() -> None:
