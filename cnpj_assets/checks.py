@@ -4,51 +4,61 @@ Each table gets one `multi_asset_check` whose specs carry the release partitions
 Dagster records every evaluation against its partition: the UI shows the checks of
 each release, they run right after the table in the `load_release` job (a group
 selection includes the checks of its assets), and a user can re-run them on any
-release without reloading it. The alternative, check results returned inside the
-asset's MaterializeResult, records a partition only with the same partitioned specs,
-and ties the checks to a reload.
+release without reloading it.
 
-One small function per check, each returning a dg.AssetCheckResult with its counts and
-a sample in the metadata. Every check reads what is attached for the release (or its
-latest completed table_load), never a loading child. Duplicates and orphans are
-reported, never dropped.
+Two modes, named in each result's metadata (`mode`):
+- in-load: the numbers the load counted while it read every row (`quality.tally`),
+  read from the audit; only what needs the whole table at once runs in SQL (the
+  establishments, partners and Simples rows whose company is missing: one anti-join
+  over the indexes). This is what a release job runs: no second scan of the data.
+- deep: everything counted again from the data in PostgreSQL (`quality.deep`), so a
+  check can be trusted without the loader's word for it.
+`mode: auto` (the default) takes the in-load counts when this very run made the load,
+and the deep mode when a check is re-run on a release loaded earlier.
+
+Every check reads what is attached for the release (its latest completed table_load),
+never a loading child. Duplicates and orphans are reported, never dropped.
 """
 
+import enum
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import dagster as dg
 import psycopg
-from psycopg import sql
 
 from cnpj_assets.assets import GROUP, RELEASES
-from cnpj_assets.cnpj_number import FIRST_WEIGHTS, SECOND_WEIGHTS
-from cnpj_assets.postgres.tables import qualified
+from cnpj_assets.audit.queries import CompletedLoad, latest_completed_load
+from cnpj_assets.quality import deep
+from cnpj_assets.quality.counted import CountedLoad
+from cnpj_assets.quality.rules import (
+    CNPJ_CHECK_DIGITS,
+    KEY_UNIQUENESS,
+    REFERENTIAL_INTEGRITY,
+    REJECT_RATIO,
+    ROW_ACCOUNTING,
+    check_names,
+)
 from cnpj_assets.resources import PostgresResource
 from cnpj_assets.specs import TABLES, TableSpec
 
-ROW_ACCOUNTING = "row_accounting"
-KEY_UNIQUENESS = "key_uniqueness"
-REFERENTIAL_INTEGRITY = "referential_integrity"
-REJECT_RATIO = "reject_ratio"
-CNPJ_CHECK_DIGITS = "cnpj_check_digits"
-SAMPLE_SIZE = 10
+IN_LOAD, ANTI_JOIN, DEEP = "in-load counts", "one anti-join", "deep (PostgreSQL scanned)"
 
-CNPJ_COLUMNS: dict[str, tuple[sql.Composable, sql.Composable]] = {
-    "estabelecimentos": (
-        sql.SQL("d.cnpj_basico || d.cnpj_ordem || d.cnpj_dv"),
-        sql.SQL("TRUE"),
-    ),
-    "socios": (sql.SQL("d.cpf_cnpj_socio"), sql.SQL("d.identificador_socio = '1'")),
-}
-"""Tables holding full CNPJs: the CNPJ expression and which rows hold one (PJ partners)."""
+
+class CheckMode(enum.Enum):
+    """Where a check takes its numbers from (see the module docstring)."""
+
+    AUTO = "auto"
+    IN_LOAD = "in_load"
+    DEEP = "deep"
 
 
 class QualityConfig(dg.Config):
-    """Thresholds of the checks, settable per run in the launchpad."""
+    """Thresholds and mode of the checks, settable per run in the launchpad."""
 
     max_reject_ratio: float = 0.001  # rejected records / input records above this: ERROR
+    mode: CheckMode = CheckMode.AUTO
 
 
 def _asset_key(spec: TableSpec) -> dg.AssetKey:
@@ -73,227 +83,260 @@ def _result(
     )
 
 
-def latest_table_load(connection: psycopg.Connection, table: str, release: str) -> int | None:
-    """The id of the table load whose rows are attached: the release's last completed one."""
-    row = connection.execute(
-        "SELECT max(id) FROM cnpj_audit.table_load "
-        "WHERE table_name = %s AND release = %s AND status = 'COMPLETED'",
-        (table, release),
-    ).fetchone()
-    return row[0] if row else None
+class _Evaluation:
+    """The checks of one table on one release, from one completed load, in one mode."""
 
+    def __init__(
+        self,
+        connection: psycopg.Connection,
+        spec: TableSpec,
+        release: str,
+        load: CompletedLoad,
+        in_load: bool,
+    ) -> None:
+        self.connection = connection
+        self.spec = spec
+        self.release = release
+        self.load = load
+        self.counted = CountedLoad(connection, load.id) if in_load else None
 
-_FILE_COUNTS = """
-SELECT zip_name, lines, rows, rejects, coalesce(blank_lines, 0), coalesce(continuation_lines, 0)
-FROM cnpj_audit.file_load WHERE table_load_id = %s ORDER BY id
-"""
+    def _metadata(self, mode: str, **values: Any) -> dict[str, Any]:
+        return {
+            "mode": dg.MetadataValue.text(mode),
+            "table_load_id": dg.MetadataValue.int(self.load.id),
+            **values,
+        }
 
+    def row_accounting(self) -> dg.AssetCheckResult:
+        """Every physical line of every file is a row, a reject, a blank or a continuation.
 
-def row_accounting(
-    connection: psycopg.Connection, spec: TableSpec, table_load_id: int
-) -> dg.AssetCheckResult:
-    """Every physical line of every file is a row, a reject, a blank or a continuation."""
-    files = connection.execute(_FILE_COUNTS, (table_load_id,)).fetchall()
-    table = ["| zip | lines | rows | rejects | blank | continuation | balanced |", "|---" * 7 + "|"]
-    unbalanced = []
-    for zip_name, lines, rows, rejects, blank, continuation in files:
-        balanced = lines is not None and lines == rows + rejects + blank + continuation
-        if not balanced:
-            unbalanced.append(zip_name)
-        table.append(
-            f"| {zip_name} | {lines} | {rows} | {rejects} | {blank} | {continuation} "
-            f"| {'yes' if balanced else '**no**'} |"
+        Deep, a file's rows are counted in PostgreSQL: what the audit says was loaded
+        from each file must be there.
+        """
+        mode = IN_LOAD if self.counted else DEEP
+        files = deep.file_rows(
+            self.connection, self.spec, self.release, self.load.id, deep=self.counted is None
         )
-    description = (
-        f"all {len(files)} files: lines = rows + rejects + blank + continuation lines"
-        if not unbalanced
-        else f"{len(unbalanced)} of {len(files)} files do not add up: {', '.join(unbalanced)}"
-    )
-    metadata = {
-        "table_load_id": dg.MetadataValue.int(table_load_id),
-        "files": dg.MetadataValue.int(len(files)),
-        "unbalanced_files": dg.MetadataValue.int(len(unbalanced)),
-        "lines": dg.MetadataValue.int(sum(f[1] or 0 for f in files)),
-        "accounting": dg.MetadataValue.md("\n".join(table)),
-    }
-    return _result(
-        spec, ROW_ACCOUNTING, not unbalanced, dg.AssetCheckSeverity.ERROR, description, metadata
-    )
-
-
-def key_uniqueness(
-    connection: psycopg.Connection, spec: TableSpec, release: str
-) -> dg.AssetCheckResult:
-    """How many key values repeat, with a sample; the rows all stay in the table."""
-    key = sql.SQL(", ").join(sql.Identifier(c) for c in spec.key or ())
-    duplicates = sql.SQL(
-        "SELECT {key}, count(*) AS n FROM {table} WHERE release = %(release)s "
-        "GROUP BY {key} HAVING count(*) > 1"
-    ).format(key=key, table=qualified(spec.name))
-    values, extra = connection.execute(
-        sql.SQL("SELECT count(*), coalesce(sum(n - 1), 0) FROM ({}) AS d").format(duplicates),
-        {"release": release},
-    ).fetchone() or (0, 0)
-    sample = connection.execute(
-        sql.SQL("{} ORDER BY n DESC, {} LIMIT %(limit)s").format(duplicates, key),
-        {"release": release, "limit": SAMPLE_SIZE},
-    ).fetchall()
-    columns = ", ".join(spec.key or ())
-    description = (
-        f"({columns}) is unique"
-        if not values
-        else f"{values} value(s) of ({columns}) repeat, {extra} extra row(s); all rows kept"
-    )
-    metadata = {
-        "duplicate_keys": dg.MetadataValue.int(int(values)),
-        "extra_rows": dg.MetadataValue.int(int(extra)),
-        "sample": dg.MetadataValue.json(
-            [
-                {**dict(zip(spec.key or (), row[:-1], strict=True)), "rows": row[-1]}
-                for row in sample
-            ]
-        ),
-    }
-    return _result(
-        spec, KEY_UNIQUENESS, not values, dg.AssetCheckSeverity.WARN, description, metadata
-    )
-
-
-def _orphans(
-    connection: psycopg.Connection, spec: TableSpec, column: str, release: str
-) -> dict[str, Any]:
-    """Rows of `column` whose code the referenced table of the same release lacks."""
-    referenced = TABLES[spec.column(column).references or ""]
-    statement = sql.SQL(
-        "SELECT count(*), count(DISTINCT d.{column}), "
-        "(array_agg(DISTINCT d.{column} ORDER BY d.{column}))[1:%(limit)s] "
-        "FROM {table} d WHERE d.release = %(release)s AND d.{column} <> '' "
-        "AND NOT EXISTS (SELECT 1 FROM {referenced} r "
-        "WHERE r.release = %(release)s AND r.{key} = d.{column})"
-    ).format(
-        column=sql.Identifier(column),
-        table=qualified(spec.name),
-        referenced=qualified(referenced.name),
-        key=sql.Identifier((referenced.key or ())[0]),
-    )
-    rows, codes, sample = connection.execute(
-        statement, {"release": release, "limit": SAMPLE_SIZE}
-    ).fetchone() or (0, 0, None)
-    return {"references": referenced.name, "rows": rows, "codes": codes, "sample": sample or []}
-
-
-def referential_integrity(
-    connection: psycopg.Connection, spec: TableSpec, release: str
-) -> dg.AssetCheckResult:
-    """Orphan rows per code column: codes the referenced table of the release lacks."""
-    orphans = {
-        column.name: _orphans(connection, spec, column.name, release)
-        for column in spec.columns
-        if column.references and column.references != spec.name
-    }
-    total = sum(o["rows"] for o in orphans.values())
-    description = (
-        "every code is in its lookup"
-        if not total
-        else "orphans: "
-        + ", ".join(
-            f"{column} {o['rows']} row(s), {o['codes']} code(s) missing from {o['references']}"
-            for column, o in orphans.items()
-            if o["rows"]
+        table = [
+            "| zip | lines | rows | rejects | blank | continuation | balanced |",
+            "|---" * 7 + "|",
+        ]
+        unbalanced = []
+        for f in files:
+            balanced = (
+                f.lines is not None and f.lines == f.rows + f.rejects + f.blank + f.continuation
+            )
+            if not balanced:
+                unbalanced.append(f.zip_name)
+            table.append(
+                f"| {f.zip_name} | {f.lines} | {f.rows} | {f.rejects} | {f.blank} | "
+                f"{f.continuation} | {'yes' if balanced else '**no**'} |"
+            )
+        description = (
+            f"all {len(files)} files: lines = rows + rejects + blank + continuation lines"
+            if not unbalanced
+            else f"{len(unbalanced)} of {len(files)} files do not add up: {', '.join(unbalanced)}"
         )
-    )
-    metadata: dict[str, Any] = {"orphan_rows": dg.MetadataValue.int(total)}
-    metadata |= {f"{c}_orphan_rows": dg.MetadataValue.int(o["rows"]) for c, o in orphans.items()}
-    metadata["orphans"] = dg.MetadataValue.json(orphans)
-    return _result(
-        spec, REFERENTIAL_INTEGRITY, not total, dg.AssetCheckSeverity.WARN, description, metadata
-    )
-
-
-def reject_ratio(
-    connection: psycopg.Connection, spec: TableSpec, table_load_id: int, max_ratio: float
-) -> dg.AssetCheckResult:
-    """Rejected records over input records of the load, against a configurable ceiling."""
-    rows, rejects = connection.execute(
-        "SELECT rows, rejects FROM cnpj_audit.table_load WHERE id = %s", (table_load_id,)
-    ).fetchone() or (0, 0)
-    ratio = rejects / (rows + rejects) if rows + rejects else 0.0
-    passed = ratio <= max_ratio
-    description = (
-        f"{rejects} of {rows + rejects} records rejected ({ratio:.4%}), "
-        f"{'within' if passed else 'above'} the ceiling of {max_ratio:.4%}"
-    )
-    metadata = {
-        "rejects": dg.MetadataValue.int(rejects),
-        "records": dg.MetadataValue.int(rows + rejects),
-        "reject_ratio": dg.MetadataValue.float(ratio),
-        "max_reject_ratio": dg.MetadataValue.float(max_ratio),
-    }
-    return _result(spec, REJECT_RATIO, passed, dg.AssetCheckSeverity.ERROR, description, metadata)
-
-
-def _mod11_digit(total: sql.Composable) -> sql.Composed:
-    return sql.SQL("CASE WHEN mod({t}, 11) < 2 THEN 0 ELSE 11 - mod({t}, 11) END").format(t=total)
-
-
-def _weighted_sum(weights: Sequence[int]) -> sql.Composed:
-    return sql.SQL(" + ").join(
-        sql.SQL("{} * (ascii(substr(a.cnpj, {}, 1)) - 48)").format(
-            sql.Literal(weight), sql.Literal(position)
+        metadata = self._metadata(
+            mode,
+            files=dg.MetadataValue.int(len(files)),
+            unbalanced_files=dg.MetadataValue.int(len(unbalanced)),
+            lines=dg.MetadataValue.int(sum(f.lines or 0 for f in files)),
+            accounting=dg.MetadataValue.md("\n".join(table)),
         )
-        for position, weight in enumerate(weights[:12], start=1)
-    )
+        return _result(
+            self.spec,
+            ROW_ACCOUNTING,
+            not unbalanced,
+            dg.AssetCheckSeverity.ERROR,
+            description,
+            metadata,
+        )
+
+    def reject_ratio(self, max_ratio: float) -> dg.AssetCheckResult:
+        """Rejected records over input records, against a configurable ceiling.
+
+        Rejects live only in the audit; deep, the loaded rows are counted in PostgreSQL.
+        """
+        rejects = int(
+            (
+                self.connection.execute(
+                    "SELECT rejects FROM cnpj_audit.table_load WHERE id = %s", (self.load.id,)
+                ).fetchone()
+                or (0,)
+            )[0]
+        )
+        if self.counted:
+            mode, rows = IN_LOAD, self.load.rows
+        else:
+            mode, rows = DEEP, deep.row_count(self.connection, self.spec, self.release)
+        ratio = rejects / (rows + rejects) if rows + rejects else 0.0
+        passed = ratio <= max_ratio
+        description = (
+            f"{rejects} of {rows + rejects} records rejected ({ratio:.4%}), "
+            f"{'within' if passed else 'above'} the ceiling of {max_ratio:.4%}"
+        )
+        metadata = self._metadata(
+            mode,
+            rejects=dg.MetadataValue.int(rejects),
+            records=dg.MetadataValue.int(rows + rejects),
+            reject_ratio=dg.MetadataValue.float(ratio),
+            max_reject_ratio=dg.MetadataValue.float(max_ratio),
+        )
+        return _result(
+            self.spec, REJECT_RATIO, passed, dg.AssetCheckSeverity.ERROR, description, metadata
+        )
+
+    def key_uniqueness(self) -> dg.AssetCheckResult:
+        """How many key values repeat, with a sample; the rows all stay in the table."""
+        key = self.spec.key or ()
+        counted = self.counted.duplicate_keys(",".join(key)) if self.counted else None
+        mode = IN_LOAD if counted else DEEP
+        found = counted or deep.duplicate_keys(self.connection, self.spec, self.release)
+        columns = ", ".join(key)
+        description = (
+            f"({columns}) is unique"
+            if not found.values
+            else f"{found.values} value(s) of ({columns}) repeat, {found.extra_rows} extra "
+            "row(s); all rows kept"
+        )
+        metadata = self._metadata(
+            mode,
+            duplicate_keys=dg.MetadataValue.int(found.values),
+            extra_rows=dg.MetadataValue.int(found.extra_rows),
+            sample=dg.MetadataValue.json([{**s["value"], "rows": s["rows"]} for s in found.sample]),
+        )
+        return _result(
+            self.spec,
+            KEY_UNIQUENESS,
+            not found.values,
+            dg.AssetCheckSeverity.WARN,
+            description,
+            metadata,
+        )
+
+    def referential_integrity(self) -> dg.AssetCheckResult:
+        """Orphan rows per code column: codes the referenced table of the release lacks.
+
+        In-load, lookup codes were counted as the rows went by; a column pointing at
+        empresas (60 M keys at real size) is one anti-join after the load.
+        """
+        found: dict[str, deep.Orphans] = {}
+        modes: set[str] = set()
+        for column in self.spec.columns:
+            if not column.references or column.references == self.spec.name:
+                continue
+            counted = self.counted.orphans(column.name, column.references) if self.counted else None
+            if counted is not None:
+                modes.add(IN_LOAD)
+                found[column.name] = counted
+                continue
+            in_sql = self.counted is not None and not TABLES[column.references].is_lookup
+            modes.add(ANTI_JOIN if in_sql else DEEP)
+            found[column.name] = deep.orphans(self.connection, self.spec, column.name, self.release)
+        total = sum(o.rows for o in found.values())
+        description = (
+            "every code is in its lookup"
+            if not total
+            else "orphans: "
+            + ", ".join(
+                f"{column} {o.rows} row(s), {_codes(o)} code(s) missing from {o.references}"
+                for column, o in found.items()
+                if o.rows
+            )
+        )
+        metadata = self._metadata(
+            " + ".join(m for m in (IN_LOAD, ANTI_JOIN, DEEP) if m in modes),
+            orphan_rows=dg.MetadataValue.int(total),
+        )
+        metadata |= {f"{c}_orphan_rows": dg.MetadataValue.int(o.rows) for c, o in found.items()}
+        metadata["orphans"] = dg.MetadataValue.json({c: o._asdict() for c, o in found.items()})
+        if self.counted:
+            counted = self.counted
+            metadata["first_lines"] = dg.MetadataValue.json(
+                {
+                    column: [s._asdict() for s in counted.sampled(REFERENTIAL_INTEGRITY, column)]
+                    for column in found
+                    if counted.orphans(column, found[column].references)
+                }
+            )
+        return _result(
+            self.spec,
+            REFERENTIAL_INTEGRITY,
+            not total,
+            dg.AssetCheckSeverity.WARN,
+            description,
+            metadata,
+        )
+
+    def cnpj_check_digits(self) -> dg.AssetCheckResult:
+        """Share of the table's full CNPJs whose two check digits are wrong."""
+        source = self.spec.full_cnpj
+        assert source is not None
+        column = "+".join(source.columns)
+        counted = self.counted.check_digits(column) if self.counted else None
+        found = counted or deep.check_digits(self.connection, self.spec, self.release)
+        share = found.invalid / found.cnpjs if found.cnpjs else 0.0
+        description = (
+            f"{found.invalid} of {found.cnpjs} CNPJs have wrong check digits ({share:.4%})"
+        )
+        metadata = self._metadata(
+            IN_LOAD if counted else DEEP,
+            cnpjs=dg.MetadataValue.int(found.cnpjs),
+            invalid_cnpjs=dg.MetadataValue.int(found.invalid),
+            invalid_share=dg.MetadataValue.float(share),
+            sample=dg.MetadataValue.json(found.sample),
+        )
+        if counted and self.counted:
+            metadata["first_lines"] = dg.MetadataValue.json(
+                [s._asdict() for s in self.counted.sampled(CNPJ_CHECK_DIGITS, column)]
+            )
+        return _result(
+            self.spec,
+            CNPJ_CHECK_DIGITS,
+            not found.invalid,
+            dg.AssetCheckSeverity.WARN,
+            description,
+            metadata,
+        )
 
 
-def cnpj_validity_query(source: sql.Composable) -> sql.Composed:
-    """`cnpj, valid` for each `cnpj` the source query yields, by the alphanumeric rule.
+def _codes(orphans: deep.Orphans) -> str:
+    return str(orphans.codes) if orphans.codes is not None else f"at least {len(orphans.sample)}"
 
-    Each character is worth its code minus 48 (IN RFB 2.229/2024), so digits keep their
-    value and numeric CNPJs get their old check digits. It runs inside PostgreSQL: a
-    release has 72 M establishments, too many to ship to Python.
+
+def _in_load(mode: CheckMode, load: CompletedLoad, run_id: str | None) -> bool:
+    if mode is CheckMode.AUTO:
+        return run_id is not None and load.dagster_run_id == run_id
+    return mode is CheckMode.IN_LOAD
+
+
+def evaluate(
+    connection: psycopg.Connection,
+    spec: TableSpec,
+    release: str,
+    names: Sequence[str],
+    config: QualityConfig,
+    run_id: str | None = None,
+) -> list[dg.AssetCheckResult]:
+    """Run the named checks of a table on one release, in `check_names` order.
+
+    `run_id` is the Dagster run asking: in `auto` mode, the load it made is trusted
+    for its counts; any other load is verified deep.
     """
-    second = sql.SQL("s.s2 + {} * f.d1").format(sql.Literal(SECOND_WEIGHTS[12]))
-    return sql.SQL(
-        "SELECT a.cnpj, coalesce(a.cnpj ~ '^[0-9A-Z]{{12}}[0-9]{{2}}$' "
-        "AND substr(a.cnpj, 13, 2) = f.d1::text || ({d2})::text, FALSE) AS valid "
-        "FROM ({source}) AS a "
-        "CROSS JOIN LATERAL (SELECT {s1} AS s1, {s2} AS s2) AS s "
-        "CROSS JOIN LATERAL (SELECT {d1} AS d1) AS f"
-    ).format(
-        source=source,
-        s1=_weighted_sum(FIRST_WEIGHTS),
-        s2=_weighted_sum(SECOND_WEIGHTS),
-        d1=_mod11_digit(sql.SQL("s.s1")),
-        d2=_mod11_digit(second),
-    )
-
-
-def cnpj_check_digits(
-    connection: psycopg.Connection, spec: TableSpec, release: str
-) -> dg.AssetCheckResult:
-    """Share of the table's full CNPJs whose two check digits are wrong."""
-    expression, holds_cnpj = CNPJ_COLUMNS[spec.name]
-    source = sql.SQL("SELECT {} AS cnpj FROM {} d WHERE d.release = %(release)s AND {}").format(
-        expression, qualified(spec.name), holds_cnpj
-    )
-    total, invalid, sample = connection.execute(
-        sql.SQL(
-            "SELECT count(*), count(*) FILTER (WHERE NOT valid), "
-            "(array_agg(cnpj ORDER BY cnpj) FILTER (WHERE NOT valid))[1:%(limit)s] FROM ({}) AS v"
-        ).format(cnpj_validity_query(source)),
-        {"release": release, "limit": SAMPLE_SIZE},
-    ).fetchone() or (0, 0, None)
-    share = invalid / total if total else 0.0
-    description = f"{invalid} of {total} CNPJs have wrong check digits ({share:.4%})"
-    metadata = {
-        "cnpjs": dg.MetadataValue.int(total),
-        "invalid_cnpjs": dg.MetadataValue.int(invalid),
-        "invalid_share": dg.MetadataValue.float(share),
-        "sample": dg.MetadataValue.json(sample or []),
+    load = latest_completed_load(connection, spec.name, release)
+    if load is None:
+        message = f"no completed load of {spec.name} for release {release}"
+        return [_result(spec, n, False, dg.AssetCheckSeverity.ERROR, message, {}) for n in names]
+    evaluation = _Evaluation(connection, spec, release, load, _in_load(config.mode, load, run_id))
+    runners: dict[str, Callable[[], dg.AssetCheckResult]] = {
+        ROW_ACCOUNTING: evaluation.row_accounting,
+        REJECT_RATIO: lambda: evaluation.reject_ratio(config.max_reject_ratio),
+        KEY_UNIQUENESS: evaluation.key_uniqueness,
+        REFERENTIAL_INTEGRITY: evaluation.referential_integrity,
+        CNPJ_CHECK_DIGITS: evaluation.cnpj_check_digits,
     }
-    return _result(
-        spec, CNPJ_CHECK_DIGITS, not invalid, dg.AssetCheckSeverity.WARN, description, metadata
-    )
+    return [runners[name]() for name in check_names(spec) if name in names]
 
 
 _DESCRIPTIONS = {
@@ -305,20 +348,12 @@ _DESCRIPTIONS = {
 }
 
 
-def check_names(spec: TableSpec) -> list[str]:
-    """The checks that apply to a table: a key, references or full CNPJs make theirs."""
-    names = [ROW_ACCOUNTING, REJECT_RATIO]
-    if spec.key:
-        names.append(KEY_UNIQUENESS)
-    if any(c.references and c.references != spec.name for c in spec.columns):
-        names.append(REFERENTIAL_INTEGRITY)
-    if spec.name in CNPJ_COLUMNS:
-        names.append(CNPJ_CHECK_DIGITS)
-    return names
-
-
 def check_specs(spec: TableSpec) -> list[dg.AssetCheckSpec]:
-    """Partitioned specs: dagster 1.13 flags them preview; the exact pin keeps them stable."""
+    """Partitioned specs: dagster 1.13 flags them preview; the exact pin keeps them stable.
+
+    The referential check of a table pointing at empresas reads empresas too, so it
+    runs once empresas is loaded.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)
         return [
@@ -327,33 +362,12 @@ def check_specs(spec: TableSpec) -> list[dg.AssetCheckSpec]:
                 asset=_asset_key(spec),
                 description=_DESCRIPTIONS[name],
                 partitions_def=RELEASES,
+                additional_deps=[dg.AssetKey([GROUP, table]) for table in spec.referenced_tables]
+                if name == REFERENTIAL_INTEGRITY
+                else None,
             )
             for name in check_names(spec)
         ]
-
-
-def evaluate(
-    connection: psycopg.Connection,
-    spec: TableSpec,
-    release: str,
-    names: Sequence[str],
-    config: QualityConfig,
-) -> list[dg.AssetCheckResult]:
-    """Run the named checks of a table on one release, in `check_names` order."""
-    table_load_id = latest_table_load(connection, spec.name, release)
-    if table_load_id is None:
-        message = f"no completed load of {spec.name} for release {release}"
-        return [_result(spec, n, False, dg.AssetCheckSeverity.ERROR, message, {}) for n in names]
-    runners: dict[str, Callable[[], dg.AssetCheckResult]] = {
-        ROW_ACCOUNTING: lambda: row_accounting(connection, spec, table_load_id),
-        REJECT_RATIO: lambda: reject_ratio(
-            connection, spec, table_load_id, config.max_reject_ratio
-        ),
-        KEY_UNIQUENESS: lambda: key_uniqueness(connection, spec, release),
-        REFERENTIAL_INTEGRITY: lambda: referential_integrity(connection, spec, release),
-        CNPJ_CHECK_DIGITS: lambda: cnpj_check_digits(connection, spec, release),
-    }
-    return [runners[name]() for name in check_names(spec) if name in names]
 
 
 def build_table_checks(spec: TableSpec) -> dg.AssetChecksDefinition:
@@ -370,7 +384,9 @@ def build_table_checks(spec: TableSpec) -> dg.AssetChecksDefinition:
     ) -> Iterator[dg.AssetCheckResult]:
         names = [key.name for key in context.selected_asset_check_keys]
         with psycopg.connect(postgres.url()) as connection:
-            yield from evaluate(connection, spec, context.partition_key, names, config)
+            yield from evaluate(
+                connection, spec, context.partition_key, names, config, context.run.run_id
+            )
 
     return _checks
 

@@ -283,7 +283,7 @@ def materialize_copy(connection: psycopg.Connection, release: str, table_load_id
             ),
             (release,),
         )
-        duplicates = tables.build_indexes(connection, building)
+        duplicates = tables.build_indexes(connection, building).values
         with connection.transaction():
             connection.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(final))
             connection.execute(

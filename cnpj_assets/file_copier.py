@@ -158,6 +158,7 @@ class FileCopier:
         carried = {name: completed[name] for name in CARRIED_FILE_FIELDS}
         carried["invalid_values"] = psycopg.types.json.Jsonb(carried["invalid_values"])
         node.extra.update(carried)
+        self.audit.carry_check_counts(node, int(completed["id"]))
         member_bytes = int(completed["member_bytes"] or 0)
         self._add_bytes_read(member_bytes)
         self.progress.done_bytes += member_bytes
@@ -244,6 +245,14 @@ class FileCopier:
         )
         self.audit.set_line_ranges(
             "subbatch_load", [(*result.lines(s), i) for i, s in open_file.subbatch_spans]
+        )
+        self.audit.record_check_counts(
+            self.table_node.id,
+            node.id,
+            [
+                count.audit_row(lambda row: result.lines(RowSpan(row, row))[0])
+                for count in result.check_counts
+            ],
         )
         node.extra.update(
             {

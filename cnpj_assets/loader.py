@@ -23,6 +23,8 @@ from cnpj_assets.landing import Release, ReleaseFile
 from cnpj_assets.postgres import load_lock, tables
 from cnpj_assets.postgres.copy_pool import CopyPool
 from cnpj_assets.progress import TableProgress
+from cnpj_assets.quality.references import tally_plan
+from cnpj_assets.quality.tally import TallyPlan
 from cnpj_assets.reader import (
     Batch,
     ExtractedMember,
@@ -205,9 +207,10 @@ class TableLoader:
             progress = TableProgress.for_files(spec.name, [file.path for file in files])
             done = {name for name, r in resumes.items() if r.completed is not None}
             scratch = self.settings.scratch_dir / f"load{table_node.id}"
+            counted = tally_plan(data, spec, release)
             try:
                 extracted = Prefetched(_extracted(_smallest_first(files), scratch, done))
-                steps = _read_steps(spec, extracted, self.settings.reader_settings())
+                steps = _read_steps(spec, extracted, self.settings.reader_settings(), counted)
                 with (
                     closing(extracted),  # closed last: no zip is inflated after the rmtree
                     closing(steps),
@@ -233,13 +236,17 @@ class TableLoader:
                 indexing_started = time.perf_counter()
                 duplicates = tables.build_indexes(data, child)
                 index_seconds = time.perf_counter() - indexing_started
+                if spec.key:
+                    audit.record_check_counts(
+                        table_node.id, None, [duplicates.audit_row(spec.key, table_node.rows)]
+                    )
                 target = tables.swap_in(data, child)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
             table_node.extra.update(
                 {
                     "target_table": target,
-                    "duplicate_keys": duplicates,
+                    "duplicate_keys": duplicates.values,
                     "index_seconds": index_seconds,
                 }
             )
@@ -282,10 +289,11 @@ def _start_read(
     file: ReleaseFile,
     member: ExtractedMember | Exception | None,
     settings: ReaderSettings,
+    counted: TallyPlan | None,
 ) -> _StartedRead:
     if not isinstance(member, ExtractedMember):
         return _StartedRead(file, member, None, None)
-    read = read_member(spec, member, settings)
+    read = read_member(spec, member, settings, counted.new_file() if counted else None)
     return _StartedRead(file, member, read, Prefetched(read.batches()))
 
 
@@ -293,6 +301,7 @@ def _read_steps(
     spec: TableSpec,
     extracted: Iterator[tuple[ReleaseFile, ExtractedMember | Exception | None]],
     settings: ReaderSettings,
+    counted: TallyPlan | None = None,
 ) -> Iterator[ReadStep]:
     """Every file's opening step, then its batches, as one stream across the files.
 
@@ -307,7 +316,7 @@ def _read_steps(
     with the next read started early, 92-94%. A file's read result is complete before
     the next file's opening step is yielded.
     """
-    starts = (_start_read(spec, file, member, settings) for file, member in extracted)
+    starts = (_start_read(spec, file, member, settings, counted) for file, member in extracted)
     current = next(starts, None)
     following: _StartedRead | None = None
     try:

@@ -54,7 +54,7 @@ ORDER BY s.first_row
 """
 
 _COMPLETED_FILES = """
-SELECT DISTINCT ON (zip_name) zip_name, sha256, member_name, zip_bytes, member_bytes, lines,
+SELECT DISTINCT ON (zip_name) id, zip_name, sha256, member_name, zip_bytes, member_bytes, lines,
        blank_lines, continuation_lines, invalid_values, rows, rejects
 FROM cnpj_audit.file_load
 WHERE table_load_id = ANY(%(chain)s) AND status = 'COMPLETED'
@@ -123,6 +123,11 @@ def uncovered(first: int, last: int, covered: list[tuple[int, int]]) -> list[tup
     return parts
 
 
+def load_chain(connection: psycopg.Connection, table_load_id: int) -> list[int]:
+    """This load and the loads it resumed, whose committed rows it kept."""
+    return [row[0] for row in connection.execute(_CHAIN, {"id": table_load_id})]
+
+
 def existing_children(connection: psycopg.Connection, spec: TableSpec, release: str) -> list[int]:
     """Table load ids of the unattached `<table>_<release>_load<id>` tables left behind."""
     prefix = f"{tables.child_name(spec, release)}_load"
@@ -151,7 +156,7 @@ def plan_resume(
     if candidate is None:
         return None, "no unfinished load to resume"
     plan = ResumePlan(candidate, tables.loading_child(spec, release, candidate), {}, [])
-    chain = [row[0] for row in audit.execute(_CHAIN, {"id": candidate})]
+    chain = load_chain(audit, candidate)
     with audit.cursor(row_factory=dict_row) as cursor:
         for row in cursor.execute(_COVERED, {"chain": chain}):
             resume = plan.files.setdefault(row["zip_name"], FileResume(row["sha256"]))

@@ -40,6 +40,14 @@ class ColumnSpec:
 
 
 @dataclass(frozen=True)
+class FullCnpj:
+    """Where a table holds full 14-character CNPJs: columns to join, and which rows hold one."""
+
+    columns: tuple[str, ...]  # concatenated in this order
+    only_when: tuple[str, str] | None = None  # (column, value): the rows that hold a CNPJ
+
+
+@dataclass(frozen=True)
 class TableSpec:
     """One CNPJ table: where its files are and what their columns mean."""
 
@@ -54,6 +62,7 @@ class TableSpec:
     file_count: int  # how many zips a release has for this table
     is_lookup: bool = False
     notes: str = ""
+    full_cnpj: FullCnpj | None = None  # whose check digits the quality checks verify
     _by_name: dict[str, ColumnSpec] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -85,6 +94,11 @@ class TableSpec:
         """Whether a CSV member carries this table's suffix (alone or before .DyMMdd)."""
         upper, suffix = member_name.upper(), self.member_suffix.upper()
         return upper.endswith(suffix) or f"{suffix}.D" in upper
+
+    @property
+    def lookup_columns(self) -> tuple[ColumnSpec, ...]:
+        """Code columns whose codes a lookup table of the release describes."""
+        return tuple(c for c in self.columns if c.references and TABLES[c.references].is_lookup)
 
     @property
     def referenced_tables(self) -> tuple[str, ...]:
@@ -188,6 +202,7 @@ ESTABELECIMENTOS = TableSpec(
     index_columns=("cnpj_basico", "cnpj_ordem", "cnpj_dv"),
     description="Establishments: one row per full 14-character CNPJ.",
     file_count=10,
+    full_cnpj=FullCnpj(("cnpj_basico", "cnpj_ordem", "cnpj_dv")),
 )
 
 SOCIOS = TableSpec(
@@ -213,6 +228,7 @@ SOCIOS = TableSpec(
     description="Partners. No natural key: two partners of one company can share a masked CPF.",
     file_count=10,
     notes="(cnpj_basico, cpf_cnpj_socio) is not unique in real releases; no key is built.",
+    full_cnpj=FullCnpj(("cpf_cnpj_socio",), only_when=("identificador_socio", "1")),
 )
 
 SIMPLES = TableSpec(

@@ -12,22 +12,20 @@ import pytest
 from psycopg import sql
 
 from cnpj_assets.assets import RELEASES, TABLE_ASSETS
-from cnpj_assets.checks import (
+from cnpj_assets.audit.queries import latest_completed_load
+from cnpj_assets.checks import TABLE_CHECKS, QualityConfig, evaluate
+from cnpj_assets.cnpj_number import check_digits
+from cnpj_assets.postgres.server import ServerUrl
+from cnpj_assets.postgres.tables import SCHEMA, child_name
+from cnpj_assets.quality.deep import cnpj_validity_query
+from cnpj_assets.quality.rules import (
     CNPJ_CHECK_DIGITS,
     KEY_UNIQUENESS,
     REFERENTIAL_INTEGRITY,
     REJECT_RATIO,
     ROW_ACCOUNTING,
-    TABLE_CHECKS,
-    QualityConfig,
     check_names,
-    cnpj_validity_query,
-    evaluate,
-    latest_table_load,
 )
-from cnpj_assets.cnpj_number import check_digits
-from cnpj_assets.postgres.server import ServerUrl
-from cnpj_assets.postgres.tables import SCHEMA, child_name
 from cnpj_assets.resources import build_resources
 from cnpj_assets.specs import TABLES
 from cnpj_assets.synthetic import ReleaseReport, write_release
@@ -194,7 +192,9 @@ def test_row_accounting_fails_on_a_file_that_does_not_add_up(
 ) -> None:
     spec = TABLES["estabelecimentos"]
     with psycopg.connect(postgres_server.url) as connection:
-        load_id = latest_table_load(connection, spec.name, CLEAN)
+        load = latest_completed_load(connection, spec.name, CLEAN)
+        assert load is not None
+        load_id = load.id
         connection.execute(
             "UPDATE cnpj_audit.file_load SET lines = lines + 3 "
             "WHERE table_load_id = %s AND zip_name = 'Estabelecimentos4.zip'",

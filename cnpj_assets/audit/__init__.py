@@ -7,7 +7,17 @@ from cnpj_assets.audit.contexts import (
     RUNNING,
     AuditNode,
     AuditService,
+    CheckCountRow,
 )
 from cnpj_assets.audit.tree import audit_tree
 
-__all__ = ["ABANDONED", "COMPLETED", "FAILED", "RUNNING", "AuditNode", "AuditService", "audit_tree"]
+__all__ = [
+    "ABANDONED",
+    "COMPLETED",
+    "FAILED",
+    "RUNNING",
+    "AuditNode",
+    "AuditService",
+    "CheckCountRow",
+    "audit_tree",
+]

@@ -13,10 +13,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from cnpj_assets.audit.schema import ensure_audit_schema
 
@@ -45,6 +46,18 @@ WITH tables AS (
 )
 SELECT id FROM tables
 """
+
+
+class CheckCountRow(NamedTuple):
+    """One row of cnpj_audit.check_count, without its ids."""
+
+    check_name: str
+    column_name: str
+    checked: int
+    failed: int
+    failed_values: int | None
+    sample: list[dict[str, Any]]  # {"value", "rows", "line"} by value
+    sample_complete: bool
 
 
 @dataclass
@@ -202,3 +215,29 @@ class AuditService:
             for line, record, raw, reason in rejects:
                 copy.write_row((file_node.id, line, record, raw.replace("\x00", ""), reason))
         file_node.rejects += len(rejects)
+
+    def record_check_counts(
+        self, table_load_id: int, file_load_id: int | None, counts: list[CheckCountRow]
+    ) -> None:
+        """Keep what a quality check counted for one file (or, with no file, the table)."""
+        with self.connection.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO cnpj_audit.check_count (table_load_id, file_load_id, check_name, "
+                "column_name, checked, failed, failed_values, sample, sample_complete) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [
+                    (table_load_id, file_load_id, *row[:5], Jsonb(row.sample), row.sample_complete)
+                    for row in counts
+                ],
+            )
+
+    def carry_check_counts(self, file_node: AuditNode, from_file_load_id: int) -> None:
+        """A file a resumed load skips keeps the counts the dead load took of it."""
+        assert file_node.parent is not None, "a file context always has its table's"
+        self.connection.execute(
+            "INSERT INTO cnpj_audit.check_count (table_load_id, file_load_id, check_name, "
+            "column_name, checked, failed, failed_values, sample, sample_complete) "
+            "SELECT %s, %s, check_name, column_name, checked, failed, failed_values, sample, "
+            "sample_complete FROM cnpj_audit.check_count WHERE file_load_id = %s",
+            (file_node.parent.id, file_node.id, from_file_load_id),
+        )

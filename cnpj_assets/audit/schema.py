@@ -1,7 +1,8 @@
 """DDL of the `cnpj_audit` schema: one table per level of the load hierarchy.
 
 table_load -> file_load -> batch_load -> subbatch_load, each row with its parent's id,
-status, timestamps, counts and error; rejected_row keeps every refused input line.
+status, timestamps, counts and error; rejected_row keeps every refused input line, and
+check_count what the quality checks counted during the load.
 Data rows point at subbatch_load.id through their `_subbatch_id` column.
 """
 
@@ -107,6 +108,22 @@ ALTER TABLE cnpj_audit.table_load
     ADD COLUMN IF NOT EXISTS resumed_from bigint REFERENCES cnpj_audit.table_load (id),
     ADD COLUMN IF NOT EXISTS index_seconds double precision;
 
+-- what the quality checks need, counted while the rows were read (or the key was built):
+-- rows checked and failing, and the failing values [{"value", "rows", "line"}] by value
+CREATE TABLE IF NOT EXISTS cnpj_audit.check_count (
+    id bigserial PRIMARY KEY,
+    table_load_id bigint NOT NULL REFERENCES cnpj_audit.table_load (id),
+    file_load_id bigint REFERENCES cnpj_audit.file_load (id),
+    check_name text NOT NULL,
+    column_name text NOT NULL,
+    checked bigint NOT NULL,
+    failed bigint NOT NULL,
+    failed_values bigint,
+    sample jsonb NOT NULL,
+    sample_complete boolean NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS check_count_table_load_id ON cnpj_audit.check_count (table_load_id);
 CREATE INDEX IF NOT EXISTS file_load_table_load_id ON cnpj_audit.file_load (table_load_id);
 CREATE INDEX IF NOT EXISTS batch_load_file_load_id ON cnpj_audit.batch_load (file_load_id);
 CREATE INDEX IF NOT EXISTS subbatch_load_batch_load_id ON cnpj_audit.subbatch_load (batch_load_id);

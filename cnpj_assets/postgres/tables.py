@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from cnpj_assets.quality.duplicate_keys import DuplicateKeys, count_duplicate_keys
 from cnpj_assets.specs import ColumnKind, TableSpec
 
 SCHEMA = "cnpj"
@@ -117,22 +118,23 @@ def create_loading_child(
     return child
 
 
-def build_indexes(connection: psycopg.Connection, child: LoadingChild) -> int:
+def build_indexes(connection: psycopg.Connection, child: LoadingChild) -> DuplicateKeys:
     """Build the key (unique where the data allows) and lookup indexes; return duplicates.
 
     A key that the data violates is never forced by dropping rows: the unique build
-    fails, the index is built non-unique instead, and the number of duplicated key
-    values is returned for the metadata. The lineage column gets a BRIN index: its
-    values grow with the file, so a few pages index millions of rows.
+    fails, the index is built non-unique instead, and the repeated key values are
+    counted (with a sample) for the metadata and the key_uniqueness check. The lineage
+    column gets a BRIN index: its values grow with the file, so a few pages index
+    millions of rows.
     """
     connection.execute("SET maintenance_work_mem = '512MB'")
-    duplicates = 0
+    duplicates = DuplicateKeys()
     if child.spec.key:
         try:
             with connection.transaction():
                 _create_key_index(connection, child, unique=True)
         except psycopg.errors.UniqueViolation:
-            duplicates = _count_duplicate_keys(connection, child)
+            duplicates = count_duplicate_keys(connection, child.identifier, child.spec.key)
             _create_key_index(connection, child, unique=False)
     else:
         _create_key_index(connection, child, unique=False)
@@ -157,16 +159,6 @@ def _create_key_index(connection: psycopg.Connection, child: LoadingChild, uniqu
             columns=columns,
         )
     )
-
-
-def _count_duplicate_keys(connection: psycopg.Connection, child: LoadingChild) -> int:
-    key = sql.SQL(", ").join(sql.Identifier(c) for c in child.spec.key or ())
-    row = connection.execute(
-        sql.SQL(
-            "SELECT count(*) FROM (SELECT 1 FROM {} GROUP BY {} HAVING count(*) > 1) AS d"
-        ).format(child.identifier, key)
-    ).fetchone()
-    return int(row[0]) if row else 0
 
 
 def swap_in(connection: psycopg.Connection, child: LoadingChild) -> str:

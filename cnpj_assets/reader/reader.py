@@ -16,6 +16,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cnpj_assets.quality.tally import CheckCount, FileTally
 from cnpj_assets.reader.line_map import LineMap, RejectPosition
 from cnpj_assets.reader.member import ExtractedMember, find_blank_lines
 from cnpj_assets.reader.typing_sql import (
@@ -119,6 +120,7 @@ class FileReadResult:
     blank_lines: list[int] = field(default_factory=list)
     line_map: LineMap | None = None
     continuation_lines: int = 0  # lines past the first of records with newlines in quotes
+    check_counts: list[CheckCount] = field(default_factory=list)  # what the tally counted
 
     def lines(self, span: RowSpan) -> tuple[int, int]:
         """First and last physical line of a span's records."""
@@ -130,10 +132,17 @@ class FileReadResult:
 class FileRead:
     """One pass of DuckDB over one member: iterate `batches()`, then read `result`."""
 
-    def __init__(self, spec: TableSpec, member: ExtractedMember, settings: ReaderSettings) -> None:
+    def __init__(
+        self,
+        spec: TableSpec,
+        member: ExtractedMember,
+        settings: ReaderSettings,
+        tally: FileTally | None = None,
+    ) -> None:
         self.spec = spec
         self.member = member
         self.settings = settings
+        self.tally = tally
         self.result = FileReadResult(invalid_values={c: 0 for c in typed_columns_with_flags(spec)})
         self._multiline_rows: dict[int, int] = {}
         self._started = False
@@ -180,7 +189,10 @@ class FileRead:
             self.result.invalid_values[column] += given - typed
         self.result.rows += raw.num_rows
         span = RowSpan(first_row, first_row + raw.num_rows - 1)
-        return Batch(raw.select(list(self.spec.column_names)), span, index)
+        data = raw.select(list(self.spec.column_names))
+        if self.tally is not None:
+            self.tally.observe(data, first_row)
+        return Batch(data, span, index)
 
     def _finish(self, connection: duckdb.DuckDBPyConnection, options: ReadOptions) -> None:
         records = connection.execute(
@@ -198,6 +210,8 @@ class FileRead:
             Reject(line_map.reject_lines[record], record, raw or "", reason)
             for record, raw, reason in records
         ]
+        if self.tally is not None:
+            self.result.check_counts = self.tally.counts
 
     def _line_map(
         self,
@@ -282,7 +296,14 @@ def _regrouped(stream: Iterator[pa.RecordBatch], rows: int) -> Iterator[list[pa.
 
 
 def read_member(
-    spec: TableSpec, member: ExtractedMember, settings: ReaderSettings | None = None
+    spec: TableSpec,
+    member: ExtractedMember,
+    settings: ReaderSettings | None = None,
+    tally: FileTally | None = None,
 ) -> FileRead:
-    """Start a read; the caller iterates `batches()` and then inspects `result`."""
-    return FileRead(spec, member, settings or ReaderSettings())
+    """Start a read; the caller iterates `batches()` and then inspects `result`.
+
+    With a tally, every batch is also counted for the quality checks, in the thread
+    that reads it.
+    """
+    return FileRead(spec, member, settings or ReaderSettings(), tally)
