@@ -32,7 +32,10 @@ from psycopg import sql
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
+    REAL_ROWS,
     RELEASE,
+    checkpoint,
+    drop_release_tables,
     make_tables,
     peak_rss_mib,
     postgres_cpu_seconds,
@@ -47,12 +50,6 @@ from cnpj_assets.postgres import tables  # noqa: E402
 from cnpj_assets.postgres.server import ServerUrl, server_url  # noqa: E402
 from cnpj_assets.specs import TABLES  # noqa: E402
 
-REAL_ROWS = {  # cnpj-layout.md, a recent release
-    "empresas": 68_600_000,
-    "estabelecimentos": 72_000_000,
-    "socios": 27_600_000,
-    "simples": 40_000_000,
-}
 REFERENCED = ("estabelecimentos", "empresas")
 LIKE = {"socios": "estabelecimentos", "simples": "empresas"}  # projected with a measured rate
 CHUNK = 8 * 1024 * 1024
@@ -100,42 +97,6 @@ class LoadRun:
         """
         cores = len(os.sched_getaffinity(0))
         return reference.seconds / ((self.own_cpu + self.postgres_cpu) / cores)
-
-
-def drop_release_tables(server: ServerUrl, table: str) -> None:
-    """Drop the release's children of `table`: before a load, and once it is measured.
-
-    Every run is then a first load (a reload also drops the old child in its timed
-    swap), and no table is left for autovacuum to work through under the next
-    measurement: a vacuum of an earlier run's child held the swap's lock for a
-    second, an eighth of a 2 M-row load.
-    """
-    name = tables.child_name(TABLES[table], RELEASE)
-    with psycopg.connect(server.url, autocommit=True) as connection:
-        leftovers = connection.execute(
-            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = %s AND c.relkind = 'r' AND left(c.relname, %s) = %s",
-            (tables.SCHEMA, len(name), name),
-        ).fetchall()
-        for (leftover,) in leftovers:
-            connection.execute(sql.SQL("DROP TABLE {}").format(tables.qualified(leftover)))
-
-
-def checkpoint(server: ServerUrl) -> None:
-    """Start a measurement right after a checkpoint, as the other one did.
-
-    Each table's COPY writes about as much WAL as triggers a checkpoint (max_wal_size
-    1 GB), so which side a checkpoint fell on was luck. With checksums on, the first
-    hint bit set on a page older than the last checkpoint writes a full-page image:
-    one 2 M-row load logged 25,944 of them (~200 MB), mostly while building its key.
-    Needs the right to CHECKPOINT (the embedded server's user has it); without it the
-    measurement runs as it comes.
-    """
-    with psycopg.connect(server.url, autocommit=True) as connection:
-        try:
-            connection.execute("CHECKPOINT")
-        except psycopg.errors.InsufficientPrivilege:
-            return
 
 
 def load(server: ServerUrl, table: str, release: Release, scratch: Path) -> LoadRun:
@@ -199,12 +160,12 @@ def main() -> None:
         folder = make_tables(Path(tmp), args.rows, list(REFERENCED))
         release = discover_release(folder.parent, RELEASE)
         for table in REFERENCED:
-            drop_release_tables(server, table)
+            drop_release_tables(server, TABLES[table])
         for table in REFERENCED:
             run = runs[table] = load(server, table, release, Path(tmp) / "scratch")
             clean = Path(tmp) / f"{table}.copy"
             export_clean_rows(server, table, clean)
-            drop_release_tables(server, table)
+            drop_release_tables(server, TABLES[table])
             references[table] = reference(server, table, clean, run.timing.rows)
             os.unlink(clean)
             print(

@@ -13,10 +13,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from cnpj_assets.specs import TABLES
+import psycopg
+from psycopg import sql
+
+from cnpj_assets.postgres import tables
+from cnpj_assets.postgres.server import ServerUrl
+from cnpj_assets.specs import TABLES, TableSpec
 from cnpj_assets.synthetic import write_release
 
 RELEASE = "2026-10"
+REAL_ROWS = {  # cnpj-layout.md, a recent release
+    "empresas": 68_600_000,
+    "estabelecimentos": 72_000_000,
+    "socios": 27_600_000,
+    "simples": 40_000_000,
+}
 SHARE_OF_FILE_0 = 0.41  # the generator puts 41% of the companies in file 0
 ESTABELECIMENTOS_PER_COMPANY = 1.05
 
@@ -90,3 +101,59 @@ def postgres_cpu_seconds() -> float:
             continue
         ticks += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def checkpoint(server: ServerUrl) -> None:
+    """Start a measurement right after a checkpoint, as the other one did.
+
+    Each table's COPY writes about as much WAL as triggers a checkpoint (max_wal_size
+    1 GB), so which side a checkpoint fell on was luck. With checksums on, the first
+    hint bit set on a page older than the last checkpoint writes a full-page image:
+    one 2 M-row load logged 25,944 of them (~200 MB), mostly while building its key.
+    Needs the right to CHECKPOINT (the embedded server's user has it); without it the
+    measurement runs as it comes.
+    """
+    with psycopg.connect(server.url, autocommit=True) as connection:
+        try:
+            connection.execute("CHECKPOINT")
+        except psycopg.errors.InsufficientPrivilege:
+            return
+
+
+class BusyCores:
+    """The share of the machine's cores busy between `start` and `stop`, from /proc/stat.
+
+    Counts every process (PostgreSQL's backends too): what a user's machine spends.
+    """
+
+    @staticmethod
+    def _ticks() -> tuple[int, int]:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        idle = values[3] + values[4]  # idle, iowait
+        return sum(values) - idle, sum(values)
+
+    def start(self) -> None:
+        self._busy, self._total = self._ticks()
+
+    def stop(self) -> float:
+        busy, total = self._ticks()
+        return (busy - self._busy) / max(1, total - self._total)
+
+
+def drop_release_tables(server: ServerUrl, spec: TableSpec) -> None:
+    """Drop the release's children of a table: before a load, and once it is measured.
+
+    Every run is then a first load (a reload also drops the old child in its timed
+    swap), and no table is left for autovacuum to work through under the next
+    measurement: a vacuum of an earlier run's child held the swap's lock for a
+    second, an eighth of a 2 M-row load.
+    """
+    name = tables.child_name(spec, RELEASE)
+    with psycopg.connect(server.url, autocommit=True) as connection:
+        leftovers = connection.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relkind = 'r' AND left(c.relname, %s) = %s",
+            (tables.SCHEMA, len(name), name),
+        ).fetchall()
+        for (leftover,) in leftovers:
+            connection.execute(sql.SQL("DROP TABLE {}").format(tables.qualified(leftover)))

@@ -10,13 +10,15 @@ from typing import Any
 
 import dagster as dg
 
+from cnpj_assets.executor import threaded_executor
 from cnpj_assets.loader import RunInfo, TableLoader, TableLoadSummary
 from cnpj_assets.resources import LandingResource, LoadSettingsResource, PostgresResource
 from cnpj_assets.specs import TABLES, TableSpec
 
 RELEASES = dg.DynamicPartitionsDefinition(name="cnpj_release")
 GROUP = "cnpj"
-LOAD_POOL = "cnpj_postgres"  # bounds the loads hitting PostgreSQL at once, across runs
+LOAD_POOL = "cnpj_postgres"  # bounds the fact loads hitting PostgreSQL at once, across runs
+LARGEST_FIRST = ("simples", "socios", "empresas", "estabelecimentos")  # ascending priority
 
 
 def column_schema(spec: TableSpec) -> dg.TableSchema:
@@ -79,11 +81,14 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         group_name=GROUP,
         partitions_def=RELEASES,
         deps=[dg.AssetKey([GROUP, "release_files"])]
-        + [dg.AssetKey([GROUP, ref]) for ref in spec.referenced_tables],
+        + [dg.AssetKey([GROUP, lookup]) for lookup in spec.referenced_lookups],
         description=spec.description + (f"\n\n{spec.notes}" if spec.notes else ""),
         metadata={"dagster/column_schema": column_schema(spec), "key": list(spec.key or ())},
         kinds={"postgres", "duckdb"},
-        pool=LOAD_POOL,
+        pool=None if spec.is_lookup else LOAD_POOL,
+        op_tags={"dagster/priority": str(LARGEST_FIRST.index(spec.name) + 1)}
+        if spec.name in LARGEST_FIRST
+        else None,
     )
     def _table_asset(
         context: dg.AssetExecutionContext,
@@ -109,5 +114,6 @@ TABLE_ASSETS = [build_table_asset(spec) for spec in TABLES.values()]
 load_release_job = dg.define_asset_job(
     "load_release",
     selection=dg.AssetSelection.groups(GROUP),
-    description="Load every table of one CNPJ release.",
+    description="Load every table of one CNPJ release, check it and build cnpj_completo.",
+    executor_def=threaded_executor,
 )

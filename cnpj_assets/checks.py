@@ -383,7 +383,7 @@ def build_table_checks(spec: TableSpec) -> dg.AssetChecksDefinition:
         context: dg.AssetCheckExecutionContext, postgres: PostgresResource, config: QualityConfig
     ) -> Iterator[dg.AssetCheckResult]:
         names = [key.name for key in context.selected_asset_check_keys]
-        with psycopg.connect(postgres.url()) as connection:
+        with psycopg.connect(postgres.url(), autocommit=True) as connection:
             yield from evaluate(
                 connection, spec, context.partition_key, names, config, context.run.run_id
             )

@@ -12,13 +12,11 @@ import dagster as dg
 import psycopg
 
 from cnpj_assets import lineage
-from cnpj_assets.assets import RELEASES, TABLE_ASSETS
-from cnpj_assets.checks import TABLE_CHECKS
-from cnpj_assets.completo import cnpj_completo
+from cnpj_assets.assets import RELEASES
+from cnpj_assets.definitions import release_job
 from cnpj_assets.instance import get_instance, prepare_instance_home
 from cnpj_assets.landing import discover_release
 from cnpj_assets.postgres.server import ServerUrl, cnpj_home, server_url
-from cnpj_assets.resources import build_resources
 
 SUMMARY_SQL = """
 SELECT table_name, status, rows, rejects, duplicate_keys, seconds, target_table
@@ -31,21 +29,31 @@ WHERE release = %s AND nome_fantasia IS NOT NULL ORDER BY cnpj_basico LIMIT 1
 """
 
 
+def release_run_config(landing: Path) -> dict:
+    """The run config of a CLI load: its landing folder, and INFO on the console."""
+    return {
+        "resources": {"landing": {"config": {"landing_dir": str(landing)}}},
+        "loggers": {"console": {"config": {"log_level": "INFO"}}},
+    }
+
+
 def load_release(release: str, landing: Path) -> int:
-    """Add the partition; load the ten tables, run their checks, build cnpj_completo."""
+    """Add the partition and run the `load_release` job: tables, checks, cnpj_completo.
+
+    The declared job, not an ad-hoc selection: its run page in the UI can be
+    re-executed, and its executor runs independent steps side by side.
+    """
     discover_release(landing, release)
     server = server_url()
     instance = get_instance(server)
     instance.add_dynamic_partitions(RELEASES.name, [release])
     print(f"PostgreSQL: {server.redacted()}", flush=True)
     print(f"Dagster instance: {os.environ['DAGSTER_HOME']}", flush=True)
-    result = dg.materialize(
-        [*TABLE_ASSETS, *TABLE_CHECKS, cnpj_completo],
+    result = dg.execute_job(
+        dg.reconstructable(release_job),
         instance=instance,
-        partition_key=release,
-        resources=build_resources(str(landing)),
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        tags={"dagster/partition": release},
+        run_config=release_run_config(landing),
     )
     print_summary(server, result.run_id)
     if not result.success:

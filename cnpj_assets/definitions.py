@@ -21,3 +21,8 @@ defs = dg.Definitions(
     sensors=[landing_sensor, share_sensor],
     resources={**build_resources(), "receita": build_source_resource()},
 )
+
+
+def release_job() -> dg.JobDefinition:
+    """The declared `load_release` job, reconstructable: what the CLI's loads execute."""
+    return defs.resolve_job_def(load_release_job.name)

@@ -96,6 +96,11 @@ class TableSpec:
         return upper.endswith(suffix) or f"{suffix}.D" in upper
 
     @property
+    def referenced_lookups(self) -> tuple[str, ...]:
+        """Lookup tables this one points at, in column order, without repeats."""
+        return tuple(t for t in self.referenced_tables if TABLES[t].is_lookup)
+
+    @property
     def lookup_columns(self) -> tuple[ColumnSpec, ...]:
         """Code columns whose codes a lookup table of the release describes."""
         return tuple(c for c in self.columns if c.references and TABLES[c.references].is_lookup)

@@ -8,7 +8,10 @@ Data rows point at subbatch_load.id through their `_subbatch_id` column.
 
 from __future__ import annotations
 
+import hashlib
+
 import psycopg
+from psycopg import sql
 
 AUDIT_DDL = """
 CREATE SCHEMA IF NOT EXISTS cnpj_audit;
@@ -149,7 +152,23 @@ JOIN cnpj_audit.table_load t ON t.id = f.table_load_id;
 
 
 def ensure_audit_schema(connection: psycopg.Connection) -> None:
-    """Create the audit tables if missing; an advisory lock keeps parallel runs apart."""
+    """Create or upgrade the audit tables, once: a current schema is left untouched.
+
+    Every table load opens the audit, and the DDL takes exclusive locks even when it
+    changes nothing (`ALTER TABLE ... ADD COLUMN IF NOT EXISTS`): run each time, it
+    queued readers of the audit and deadlocked with a check reading it in parallel.
+    The schema's comment carries the DDL's hash; only a different one runs the DDL,
+    under an advisory lock that keeps parallel runs apart.
+    """
+    marker = f"cnpj_audit DDL sha256 {hashlib.sha256(AUDIT_DDL.encode()).hexdigest()}"
+    current = connection.execute(
+        "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = 'cnpj_audit'"
+    ).fetchone()
+    if current is not None and current[0] == marker:
+        return
     with connection.transaction():
         connection.execute("SELECT pg_advisory_xact_lock(hashtext('cnpj_audit.schema'))")
         connection.execute(AUDIT_DDL)
+        connection.execute(
+            sql.SQL("COMMENT ON SCHEMA cnpj_audit IS {}").format(sql.Literal(marker))
+        )
