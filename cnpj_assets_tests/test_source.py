@@ -122,6 +122,21 @@ def test_resumes_with_range_after_the_connection_drops(
     assert any(f"resuming at byte {resumed_at:,}" in m for m in messages)
 
 
+def test_a_stalled_get_resumes_from_the_bytes_already_written(
+    share: FakeShare, origin: Path, tmp_path: Path
+) -> None:
+    share.stalls = {"Empresas0.zip": 1}
+    client = ShareClient(share.share_url, SHARE_TOKEN, None, timeout=1)
+    files = [f for f in client.list_files(RELEASE) if f.name == "Empresas0.zip"]
+    download_release(client, files, tmp_path, FAST, lambda _: None)
+    (stall,) = share.stalls_of("Empresas0.zip")
+    assert stall.start == 0 and stall.sent > 0
+    assert [h.range for h in share.gets("Empresas0.zip")] == [None, f"bytes={stall.sent}-"]
+    assert (tmp_path / "Empresas0.zip").read_bytes() == (
+        origin / RELEASE / "Empresas0.zip"
+    ).read_bytes()
+
+
 @pytest.mark.parametrize(
     ("fault", "name"), [("truncated", "Socios1.zip"), ("corrupt", "Empresas0.zip")]
 )

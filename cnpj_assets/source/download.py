@@ -204,8 +204,15 @@ class _FileDownload:
     def _copy(
         self, response: http.client.HTTPResponse, out: BinaryIO, start: int, total: int | None
     ) -> None:
+        """Write each piece as it arrives.
+
+        `read1`, not `read`: `read(n)` waits until it holds n bytes, so a stall in the
+        middle of a chunk raised the timeout with the bytes received so far still in its
+        hands, and the retry asked again for all of them (a file under a chunk restarted
+        at byte 0). `read1` hands over whatever one socket read brought.
+        """
         position, next_report = start, start + self.settings.progress_every_bytes
-        while chunk := response.read(self.settings.chunk_bytes):
+        while chunk := response.read1(self.settings.chunk_bytes):
             out.write(chunk)
             position += len(chunk)
             self.fetched += len(chunk)
