@@ -3,8 +3,11 @@ refusal of bad zips, skipping complete files, the old HTML index, and the asset.
 
 from __future__ import annotations
 
+import re
+import time
 import zipfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
@@ -30,6 +33,9 @@ from cnpj_assets_tests.webdav_server import SHARE_TOKEN, FakeShare
 RELEASE = "2031-01"
 OLDER = "2030-12"
 FAST = DownloadSettings(threads=4, max_attempts=3, backoff_seconds=0.01, max_backoff_seconds=0.05)
+STALL_TIMEOUT = 1.0
+STALLING = replace(FAST, stall_timeout_seconds=STALL_TIMEOUT)
+FOREVER = 10**9  # stalls of a file that never sends its end
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +59,22 @@ def client_for(share: FakeShare, token: str = SHARE_TOKEN, legacy: bool = True) 
 
 
 def download(
-    share: FakeShare, folder: Path, names: list[str] | None = None
+    share: FakeShare,
+    folder: Path,
+    names: list[str] | None = None,
+    settings: DownloadSettings = FAST,
 ) -> tuple[list[FileOutcome], list[str]]:
     client = client_for(share)
     files = [f for f in client.list_files(RELEASE) if names is None or f.name in names]
     messages: list[str] = []
-    outcomes = download_release(client, files, folder, FAST, messages.append)
+    outcomes = download_release(client, files, folder, settings, messages.append)
     return outcomes, messages
+
+
+def assert_resumed_from_what_each_stall_delivered(share: FakeShare, name: str) -> None:
+    """The first GET asks the whole file; each one after a stall asks from where it broke."""
+    expected = [None] + [f"bytes={s.start + s.sent}-" for s in share.stalls_of(name)]
+    assert [h.range for h in share.gets(name)] == expected
 
 
 def test_lists_months_and_files_over_webdav(share: FakeShare, origin: Path) -> None:
@@ -122,19 +137,65 @@ def test_resumes_with_range_after_the_connection_drops(
     assert any(f"resuming at byte {resumed_at:,}" in m for m in messages)
 
 
-def test_a_stalled_get_resumes_from_the_bytes_already_written(
+def test_a_stall_is_noticed_in_seconds_and_resumed_from_the_bytes_written(
     share: FakeShare, origin: Path, tmp_path: Path
 ) -> None:
-    share.stalls = {"Empresas0.zip": 1}
-    client = ShareClient(share.share_url, SHARE_TOKEN, None, timeout=1)
-    files = [f for f in client.list_files(RELEASE) if f.name == "Empresas0.zip"]
-    download_release(client, files, tmp_path, FAST, lambda _: None)
-    (stall,) = share.stalls_of("Empresas0.zip")
-    assert stall.start == 0 and stall.sent > 0
-    assert [h.range for h in share.gets("Empresas0.zip")] == [None, f"bytes={stall.sent}-"]
+    share.stalls = {"Empresas0.zip": 3}
+    started = time.monotonic()
+    (outcome,), messages = download(share, tmp_path, ["Empresas0.zip"], STALLING)
+    seconds = time.monotonic() - started
+    assert len(share.stalls_of("Empresas0.zip")) == 3
+    assert all(s.sent > 0 for s in share.stalls_of("Empresas0.zip"))
+    assert_resumed_from_what_each_stall_delivered(share, "Empresas0.zip")
+    assert (outcome.stalls, outcome.resumes, outcome.attempts) == (3, 3, 4)
+    assert outcome.fetched_bytes == outcome.size  # no byte fetched twice
     assert (tmp_path / "Empresas0.zip").read_bytes() == (
         origin / RELEASE / "Empresas0.zip"
     ).read_bytes()
+    assert any("no byte for 1 s, stall 3 of at most 100" in m for m in messages)
+    # each stall costs about one stall timeout, not the share's 60 s of silence
+    assert seconds < 3 * (STALL_TIMEOUT + 4)
+
+
+@pytest.mark.parametrize(
+    ("settings", "reason"),
+    [
+        (replace(STALLING, file_deadline_seconds=3), "its deadline of 3 s passed"),
+        (replace(STALLING, max_stalls_per_file=2), "it stalled 3 times, more than the 2 allowed"),
+    ],
+    ids=["deadline", "max_stalls"],
+)
+def test_a_file_that_stalls_forever_fails_naming_it_and_the_next_run_resumes_it(
+    share: FakeShare, origin: Path, tmp_path: Path, settings: DownloadSettings, reason: str
+) -> None:
+    share.stalls = {"Cnaes.zip": FOREVER}
+    started = time.monotonic()
+    with pytest.raises(DownloadError, match="1 of 37 files failed: Cnaes.zip: given up") as error:
+        download(share, tmp_path, settings=settings)
+    seconds = time.monotonic() - started
+    message = str(error.value)
+    assert reason in message
+    stalls, received, size = re.search(
+        r"(\d+) stall\(s\) of 1 s without a byte in [\d.]+ s, ([\d,]+) of ([\d,]+) bytes received",
+        message,
+    ).groups()
+    part = tmp_path / ".Cnaes.zip.part"
+    assert int(received.replace(",", "")) == part.stat().st_size > 0
+    assert int(size.replace(",", "")) == (origin / RELEASE / "Cnaes.zip").stat().st_size
+    # the silence the deadline cut short is no stall: it lasted less than the stall timeout
+    assert len(share.stalls_of("Cnaes.zip")) - 1 <= int(stalls) <= len(share.stalls_of("Cnaes.zip"))
+    assert sorted(p.name for p in tmp_path.glob("*.zip")) == sorted(
+        p.name for p in (origin / RELEASE).glob("*.zip") if p.name != "Cnaes.zip"
+    )
+    if reason.startswith("its deadline"):
+        assert 3 <= seconds < 3 + STALL_TIMEOUT + 4
+    share.stalls, share.hits = {}, []
+    outcomes, _ = download(share, tmp_path, settings=settings)
+    assert [o.name for o in outcomes if not o.skipped] == ["Cnaes.zip"]
+    assert [h.range for h in share.gets("Cnaes.zip")] == [
+        f"bytes={int(received.replace(',', ''))}-"
+    ]
+    assert (tmp_path / "Cnaes.zip").read_bytes() == (origin / RELEASE / "Cnaes.zip").read_bytes()
 
 
 @pytest.mark.parametrize(

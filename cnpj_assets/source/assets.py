@@ -38,12 +38,13 @@ def select_release_files(release: str, listed: list[RemoteFile]) -> list[RemoteF
 
 def _outcomes_markdown(outcomes: list[FileOutcome]) -> str:
     lines = [
-        "| zip | MB | fetched MB | skipped | attempts | seconds |",
-        "|---|---:|---:|---|---:|---:|",
+        "| zip | MB | fetched MB | skipped | attempts | stalls | resumes | seconds |",
+        "|---|---:|---:|---|---:|---:|---:|---:|",
     ]
     lines += [
         f"| {o.name} | {o.size / MB:,.1f} | {o.fetched_bytes / MB:,.1f} | "
-        f"{'yes' if o.skipped else 'no'} | {o.attempts} | {o.seconds:.1f} |"
+        f"{'yes' if o.skipped else 'no'} | {o.attempts} | {o.stalls} | {o.resumes} | "
+        f"{o.seconds:.1f} |"
         for o in outcomes
     ]
     return "\n".join(lines)
@@ -85,6 +86,8 @@ def release_files(
             "skipped_files": dg.MetadataValue.int(sum(o.skipped for o in outcomes)),
             "bytes": dg.MetadataValue.int(sum(o.size for o in outcomes)),
             "downloaded_bytes": dg.MetadataValue.int(fetched),
+            "stalls": dg.MetadataValue.int(sum(o.stalls for o in outcomes)),
+            "resumes": dg.MetadataValue.int(sum(o.resumes for o in outcomes)),
             "seconds": dg.MetadataValue.float(seconds),
             "megabytes_per_second": dg.MetadataValue.float(fetched / MB / max(seconds, 1e-6)),
             "folder": dg.MetadataValue.path(str(folder)),

@@ -1,9 +1,11 @@
 """Downloading a release's zips into the landing folder, safely and resumably.
 
 A zip is written to a hidden `.NAME.zip.part` beside its final place (the landing
-discovery ignores dot files), resumed with HTTP Range after a dropped connection, and
-renamed into place only once its size matches the listing and every member's CRC checks
-out. So a zip under its real name is always whole, and the landing sensor can trust it.
+discovery ignores dot files), resumed with HTTP Range after a dropped connection or a
+stall (no byte for the stall timeout), and renamed into place only once its size matches
+the listing and every member's CRC checks out. So a zip under its real name is always
+whole, and the landing sensor can trust it. A file that stalls too often or runs past its
+deadline fails on its own, naming what happened; its .part stays for the next run.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import BinaryIO
 
 from cnpj_assets.source.client import HttpStatusError, ShareClient
 from cnpj_assets.source.listing import RemoteFile
+from cnpj_assets.source.patience import FilePatience
 
 Log = Callable[[str], None]
 CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
@@ -44,9 +47,19 @@ class _IncompleteDownload(OSError):
 
 @dataclass(frozen=True)
 class DownloadSettings:
-    """How hard and how wide to download."""
+    """How hard, how wide and how patiently to download.
+
+    The stall timeout is the longest silence a live transfer is granted: far above the
+    gaps a slow but live server shows, far below the 60 s socket timeout that used to
+    notice a stall (README, "Stalls", for the measurement). The stall budget and the
+    deadline are sized for the largest zip (Estabelecimentos0, ~1.3 GB) on a share that
+    stalls every few dozen MB: ~50 stalls, and hours at a slow stream's rate.
+    """
 
     threads: int = 4
+    stall_timeout_seconds: float = 20.0
+    max_stalls_per_file: int = 100
+    file_deadline_seconds: float = 3 * 3600.0
     max_attempts: int = 6
     backoff_seconds: float = 2.0
     max_backoff_seconds: float = 60.0
@@ -64,6 +77,8 @@ class FileOutcome:
     skipped: bool
     attempts: int
     seconds: float
+    stalls: int
+    resumes: int
 
 
 def part_path(folder: Path, name: str) -> Path:
@@ -107,19 +122,22 @@ class _FileDownload:
         self.client, self.remote, self.settings, self.log = client, remote, settings, log
         self.dest = folder / remote.name
         self.part = part_path(folder, remote.name)
-        self.fetched = 0
+        self.patience = FilePatience(settings.max_stalls_per_file, settings.file_deadline_seconds)
+        self.fetched = self.resumes = 0
 
     def run(self) -> FileOutcome:
         started = time.monotonic()
         if _is_complete(self.dest, self.remote):
             self.log(f"{self.remote.name}: already complete, skipped")
-            return FileOutcome(self.remote.name, self.dest.stat().st_size, 0, True, 0, 0.0)
-        attempts = refusals = 0
+            return self._outcome(self.dest.stat().st_size, skipped=True, attempts=0, seconds=0.0)
+        attempts = errors = refusals = 0
         while True:
+            self._give_up_if_out_of_patience()
             attempts += 1
             try:
-                self._fetch()
-                _verify(self.part, self.remote)
+                with self.patience.spending():
+                    self._fetch()
+                    _verify(self.part, self.remote)
             except _CorruptDownload as error:
                 self.part.unlink(missing_ok=True)
                 refusals += 1
@@ -129,34 +147,81 @@ class _FileDownload:
                     ) from error
                 self.log(f"{self.remote.name}: {error}; downloading it again from the start")
                 continue
+            except TimeoutError:
+                self._after_stall()
+                continue
             except (OSError, http.client.HTTPException) as error:
                 if isinstance(error, HttpStatusError) and error.code not in RETRYABLE_STATUSES:
                     raise DownloadError(f"{self.remote.name}: {error}") from error
-                if attempts >= self.settings.max_attempts:
+                errors += 1
+                if errors >= self.settings.max_attempts:
                     raise DownloadError(
-                        f"{self.remote.name}: gave up after {attempts} attempts: {error}"
+                        f"{self.remote.name}: gave up after {errors} attempts failed: {error}"
                     ) from error
-                self._back_off(attempts, error)
+                self._back_off(errors, error)
                 continue
             os.replace(self.part, self.dest)
             seconds = time.monotonic() - started
             size = self.dest.stat().st_size
             self.log(
                 f"{self.remote.name}: {size / MB:,.1f} MB in place after {attempts} attempt(s), "
-                f"{seconds:.1f} s ({self.fetched / MB / max(seconds, 1e-6):,.1f} MB/s), CRC ok"
+                f"{self.patience.stalls} stall(s), {seconds:.1f} s "
+                f"({self.fetched / MB / max(seconds, 1e-6):,.1f} MB/s), CRC ok"
             )
-            return FileOutcome(self.remote.name, size, self.fetched, False, attempts, seconds)
+            return self._outcome(size, skipped=False, attempts=attempts, seconds=seconds)
 
-    def _back_off(self, attempts: int, error: Exception) -> None:
-        delay = min(
-            self.settings.max_backoff_seconds, self.settings.backoff_seconds * 2 ** (attempts - 1)
+    def _outcome(self, size: int, skipped: bool, attempts: int, seconds: float) -> FileOutcome:
+        return FileOutcome(
+            name=self.remote.name,
+            size=size,
+            fetched_bytes=self.fetched,
+            skipped=skipped,
+            attempts=attempts,
+            seconds=seconds,
+            stalls=self.patience.stalls,
+            resumes=self.resumes,
         )
-        have = self.part.stat().st_size if self.part.exists() else 0
+
+    def _have(self) -> int:
+        return self.part.stat().st_size if self.part.exists() else 0
+
+    def _after_stall(self) -> None:
+        """No byte for the stall timeout: resume at once from the .part, while patience lasts.
+
+        No back-off: the silence already cost a stall timeout, and a stalled stream says
+        nothing about the share's health that waiting longer would fix.
+        """
+        if self.patience.time_left() > 0:  # a read cut short by the deadline is no stall
+            self.patience.stalled()
+        self._give_up_if_out_of_patience()
         self.log(
-            f"{self.remote.name}: {error}; attempt {attempts + 1} of "
-            f"{self.settings.max_attempts} in {delay:.1f} s, resuming at byte {have:,}"
+            f"{self.remote.name}: no byte for {self.settings.stall_timeout_seconds:g} s, "
+            f"stall {self.patience.stalls} of at most {self.settings.max_stalls_per_file}; "
+            f"resuming at byte {self._have():,}"
         )
-        time.sleep(delay)
+
+    def _give_up_if_out_of_patience(self) -> None:
+        reason = self.patience.exhausted()
+        if reason is None:
+            return
+        size = f"{self.remote.size:,}" if self.remote.size is not None else "an unknown size"
+        raise DownloadError(
+            f"{self.remote.name}: given up, {reason}: {self.patience.stalls} stall(s) of "
+            f"{self.settings.stall_timeout_seconds:g} s without a byte in "
+            f"{self.patience.spent():.1f} s, {self._have():,} of {size} bytes received "
+            f"(kept in {self.part.name}: the next run resumes from them)"
+        )
+
+    def _back_off(self, errors: int, error: Exception) -> None:
+        delay = min(
+            self.settings.max_backoff_seconds, self.settings.backoff_seconds * 2 ** (errors - 1)
+        )
+        self.log(
+            f"{self.remote.name}: {error}; attempt {errors + 1} of "
+            f"{self.settings.max_attempts} in {delay:.1f} s, resuming at byte {self._have():,}"
+        )
+        with self.patience.spending():
+            time.sleep(min(delay, max(0.0, self.patience.time_left())))
 
     def _fetch(self) -> None:
         """Append the missing bytes to the .part file; raise if the connection ends early."""
@@ -166,8 +231,9 @@ class _FileDownload:
                 self.part.unlink()
                 raise _IncompleteDownload(f"a stale .part of {offset:,} bytes was dropped")
             return
+        wait = min(self.settings.stall_timeout_seconds, self.patience.time_left())
         try:
-            response = self.client.open(self.remote, offset)
+            response = self.client.open(self.remote, offset, timeout=wait)
         except HttpStatusError as error:
             if error.code == 416 and offset:
                 self.part.unlink()
@@ -175,6 +241,7 @@ class _FileDownload:
             raise
         with response:
             start, total = self._range_of(response, offset)
+            self.resumes += start > 0
             verb = f"resuming at byte {start:,}" if start else "downloading"
             size = f"{total / MB:,.1f} MB" if total is not None else "size unknown"
             self.log(f"{self.remote.name}: {verb} ({size})")
@@ -216,6 +283,8 @@ class _FileDownload:
             out.write(chunk)
             position += len(chunk)
             self.fetched += len(chunk)
+            if self.patience.time_left() <= 0:  # bytes that trickle in never time out
+                raise TimeoutError(f"deadline passed at byte {position:,}")
             if position >= next_report:
                 share = f" ({position / total:.0%})" if total else ""
                 self.log(f"{self.remote.name}: {position / MB:,.0f} MB{share}")

@@ -28,6 +28,9 @@ class ReceitaSourceResource(dg.ConfigurableResource):
     legacy_url: str = LEGACY_URL  # empty: no fallback
     timeout_seconds: float = 60.0
     download_threads: int = 4
+    stall_timeout_seconds: float = DownloadSettings.stall_timeout_seconds
+    max_stalls_per_file: int = DownloadSettings.max_stalls_per_file
+    file_deadline_seconds: float = DownloadSettings.file_deadline_seconds
     max_attempts: int = 6
     backoff_seconds: float = 2.0
     max_backoff_seconds: float = 60.0
@@ -43,6 +46,9 @@ class ReceitaSourceResource(dg.ConfigurableResource):
     def download_settings(self) -> DownloadSettings:
         return DownloadSettings(
             threads=self.download_threads,
+            stall_timeout_seconds=self.stall_timeout_seconds,
+            max_stalls_per_file=self.max_stalls_per_file,
+            file_deadline_seconds=self.file_deadline_seconds,
             max_attempts=self.max_attempts,
             backoff_seconds=self.backoff_seconds,
             max_backoff_seconds=self.max_backoff_seconds,
