@@ -28,11 +28,13 @@ from cnpj_assets.source.download import (
 from cnpj_assets.source.listing import RemoteFile, parse_multistatus
 from cnpj_assets.synthetic import write_release
 from cnpj_assets_tests.helpers import count_rows
-from cnpj_assets_tests.webdav_server import SHARE_TOKEN, FakeShare
+from cnpj_assets_tests.webdav_server import SHARE_TOKEN, FakeShare, Pace
 
 RELEASE = "2031-01"
 OLDER = "2030-12"
-FAST = DownloadSettings(threads=4, max_attempts=3, backoff_seconds=0.01, max_backoff_seconds=0.05)
+FAST = DownloadSettings(
+    max_streams=4, max_attempts=3, backoff_seconds=0.01, max_backoff_seconds=0.05
+)
 STALL_TIMEOUT = 1.0
 STALLING = replace(FAST, stall_timeout_seconds=STALL_TIMEOUT)
 FOREVER = 10**9  # stalls of a file that never sends its end
@@ -155,6 +157,47 @@ def test_a_stall_is_noticed_in_seconds_and_resumed_from_the_bytes_written(
     assert any("no byte for 1 s, stall 3 of at most 100" in m for m in messages)
     # each stall costs about one stall timeout, not the share's 60 s of silence
     assert seconds < 3 * (STALL_TIMEOUT + 4)
+
+
+def test_every_file_stalling_twice_arrives_whole_resumed_with_range_and_in_parallel(
+    share: FakeShare, origin: Path, tmp_path: Path
+) -> None:
+    share.stalls = {name: 2 for name in share.releases[RELEASE]}
+    started = time.monotonic()
+    outcomes, messages = download(share, tmp_path, settings=replace(STALLING, max_streams=16))
+    seconds = time.monotonic() - started
+    assert len(outcomes) == 37 and len(share.stalled) == 74
+    for outcome in outcomes:
+        name = outcome.name
+        assert (tmp_path / name).read_bytes() == (origin / RELEASE / name).read_bytes()
+        assert_resumed_from_what_each_stall_delivered(share, name)
+        assert (outcome.stalls, outcome.resumes, outcome.fetched_bytes) == (2, 2, outcome.size)
+    assert not list(tmp_path.glob(".*.part"))
+    # the stalls fewer streams at once, and files that complete more again
+    assert "parallel streams 16 -> 15: a stream stalled" in messages
+    assert any(
+        re.fullmatch(r"parallel streams 1[56] -> 1[67]: transfers flow", m) for m in messages
+    )
+    assert re.fullmatch(
+        r"37 of 37 files in place, [\d.]+ of [\d.]+ MB; received [\d.]+ MB at [\d.]+ MB/s, "
+        r"74 stalls, 74 resumes; 0 streaming, limit \d+ \(1-16\)",
+        messages[-1],
+    )
+    # 74 stalls one after another would take 74 stall timeouts; parallel, they overlap
+    assert seconds < 15 * STALL_TIMEOUT
+
+
+def test_a_slow_but_live_server_is_not_a_stall(
+    share: FakeShare, origin: Path, tmp_path: Path
+) -> None:
+    share.pace = Pace(piece_bytes=2_000, seconds=STALL_TIMEOUT / 3)
+    size = (origin / RELEASE / "Cnaes.zip").stat().st_size
+    assert size > 4 * 2_000  # the whole file takes longer than one stall timeout
+    (outcome,), _ = download(share, tmp_path, ["Cnaes.zip"], STALLING)
+    assert (outcome.stalls, outcome.attempts, len(share.gets("Cnaes.zip"))) == (0, 1, 1)
+    assert outcome.seconds > STALL_TIMEOUT
+    assert STALL_TIMEOUT / 4 < outcome.longest_wait_seconds < STALL_TIMEOUT
+    assert (tmp_path / "Cnaes.zip").read_bytes() == (origin / RELEASE / "Cnaes.zip").read_bytes()
 
 
 @pytest.mark.parametrize(

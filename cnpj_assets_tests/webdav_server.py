@@ -64,6 +64,14 @@ def corrupt_member_data(data: bytes) -> bytes:
     return data[:position] + bytes([data[position] ^ 0xFF]) + data[position + 1 :]
 
 
+class _Server(ThreadingHTTPServer):
+    """Many streams connect at once: the default backlog of 5 drops their SYNs, and the
+    client's 1 s retransmission then looks like a share that does not answer."""
+
+    request_queue_size = 128
+    daemon_threads = False  # so server_close() joins every handler
+
+
 @dataclass
 class FakeShare:
     """The share's content and its faults; `start()` serves it on a free port."""
@@ -116,8 +124,7 @@ class FakeShare:
         return [n for n in sorted(self.releases[release]) if n not in self.hidden]
 
     def start(self) -> FakeShare:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = False  # so server_close() joins every handler
+        self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self

@@ -38,13 +38,14 @@ def select_release_files(release: str, listed: list[RemoteFile]) -> list[RemoteF
 
 def _outcomes_markdown(outcomes: list[FileOutcome]) -> str:
     lines = [
-        "| zip | MB | fetched MB | skipped | attempts | stalls | resumes | seconds |",
-        "|---|---:|---:|---|---:|---:|---:|---:|",
+        "| zip | MB | fetched MB | skipped | attempts | stalls | resumes | longest wait s "
+        "| seconds |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     lines += [
         f"| {o.name} | {o.size / MB:,.1f} | {o.fetched_bytes / MB:,.1f} | "
         f"{'yes' if o.skipped else 'no'} | {o.attempts} | {o.stalls} | {o.resumes} | "
-        f"{o.seconds:.1f} |"
+        f"{o.longest_wait_seconds:.2f} | {o.seconds:.1f} |"
         for o in outcomes
     ]
     return "\n".join(lines)
@@ -71,7 +72,8 @@ def release_files(
     folder = Path(landing.landing_dir) / release
     context.log.info(
         f"{release}: {len(files)} zips, {sum(f.size or 0 for f in files) / MB:,.1f} MB "
-        f"listed, into {folder} with {receita.download_threads} threads"
+        f"listed, into {folder} with {receita.min_download_streams} to "
+        f"{receita.max_download_streams} parallel streams"
     )
     outcomes = download_release(
         receita.client(), files, folder, receita.download_settings(), context.log.info
