@@ -73,7 +73,7 @@ def download_release(
                 outcomes.append(future.result())
             except DownloadError as error:
                 errors.append(str(error))
-            locked_log(release.status())
+                locked_log(f"{error}; {release.status()}")
     if errors:
         raise DownloadError(f"{len(errors)} of {len(files)} files failed: " + "; ".join(errors))
     return sorted(outcomes, key=lambda o: o.name.lower())

@@ -166,7 +166,7 @@ class FileDownload:
         self.release.log(
             f"{self.remote.name}: {size / MB:,.1f} MB in place after {attempts} attempt(s), "
             f"{self.patience.stalls} stall(s), {seconds:.1f} s "
-            f"({rate(self.fetched, seconds)}), CRC ok"
+            f"({rate(self.fetched, seconds)}), CRC ok; {self.release.status()}"
         )
         return self._outcome(size, skipped=False, attempts=attempts)
 
