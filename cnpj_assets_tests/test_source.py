@@ -290,6 +290,29 @@ def test_an_incomplete_listing_fails_naming_the_missing_zips(share: FakeShare) -
         select_release_files(RELEASE, client_for(share).list_files(RELEASE))
 
 
+def test_the_resource_maps_every_download_setting() -> None:
+    receita = ReceitaSourceResource(
+        min_download_streams=2,
+        max_download_streams=8,
+        stall_timeout_seconds=5,
+        max_stalls_per_file=7,
+        file_deadline_seconds=600,
+        max_attempts=3,
+        backoff_seconds=1,
+        max_backoff_seconds=9,
+    )
+    assert receita.download_settings() == DownloadSettings(
+        min_streams=2,
+        max_streams=8,
+        stall_timeout_seconds=5,
+        max_stalls_per_file=7,
+        file_deadline_seconds=600,
+        max_attempts=3,
+        backoff_seconds=1,
+        max_backoff_seconds=9,
+    )
+
+
 def test_the_asset_downloads_then_the_tables_load(
     share: FakeShare, postgres_server: ServerUrl, tmp_path: Path
 ) -> None:
