@@ -7,7 +7,7 @@ import re
 import time
 import zipfile
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import dagster as dg
@@ -291,17 +291,7 @@ def test_an_incomplete_listing_fails_naming_the_missing_zips(share: FakeShare) -
 
 
 def test_the_resource_maps_every_download_setting() -> None:
-    receita = ReceitaSourceResource(
-        min_download_streams=2,
-        max_download_streams=8,
-        stall_timeout_seconds=5,
-        max_stalls_per_file=7,
-        file_deadline_seconds=600,
-        max_attempts=3,
-        backoff_seconds=1,
-        max_backoff_seconds=9,
-    )
-    assert receita.download_settings() == DownloadSettings(
+    settings = DownloadSettings(
         min_streams=2,
         max_streams=8,
         stall_timeout_seconds=5,
@@ -311,6 +301,18 @@ def test_the_resource_maps_every_download_setting() -> None:
         backoff_seconds=1,
         max_backoff_seconds=9,
     )
+    configured = {
+        f.name: getattr(settings, f.name)
+        for f in fields(settings)
+        if getattr(settings, f.name) != getattr(DownloadSettings(), f.name)
+    }
+    assert len(configured) == 8  # every value differs from its default, so none is lost
+    receita = ReceitaSourceResource(
+        min_download_streams=configured.pop("min_streams"),
+        max_download_streams=configured.pop("max_streams"),
+        **configured,
+    )
+    assert receita.download_settings() == settings
 
 
 def test_the_asset_downloads_then_the_tables_load(
