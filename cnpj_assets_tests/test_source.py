@@ -335,6 +335,7 @@ def test_the_asset_downloads_then_the_tables_load(
     }
     assert by_key["release_files"]["files"].value == 37
     assert by_key["release_files"]["downloaded_files"].value == 37
+    assert by_key["release_files"]["stalls"].value == by_key["release_files"]["resumes"].value == 0
     empresas = result.asset_materializations_for_node("cnpj__empresas")[0].metadata
     assert (
         empresas["dagster/row_count"].value == count_rows(postgres_server, "empresas", RELEASE) > 0

@@ -58,9 +58,9 @@ def _outcomes_markdown(outcomes: list[FileOutcome]) -> str:
     kinds={"http"},
     description=(
         "The release's 37 zips from the Receita Federal share (WebDAV; the old HTML index as "
-        "fallback), downloaded into the landing folder: parallel, resumed with HTTP Range, "
-        "size- and CRC-checked before they take their real name; `_SUCCESS` marks a "
-        "complete release."
+        "fallback), downloaded into the landing folder: parallel (fewer streams while the "
+        "share stalls them), resumed with HTTP Range after a drop or a stall, size- and "
+        "CRC-checked before they take their real name; `_SUCCESS` marks a complete release."
     ),
 )
 def release_files(

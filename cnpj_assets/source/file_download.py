@@ -121,7 +121,7 @@ class FileDownload:
             self.release.log(f"{self.remote.name}: already complete, skipped")
             size = self.dest.stat().st_size
             self.release.meter.in_place(size)
-            return self._outcome(size, skipped=True, attempts=0)
+            return self._outcome(size, skipped=True, attempts=0, seconds=0.0)
         attempts = errors = refusals = 0
         while True:
             self._give_up_if_out_of_patience()
@@ -168,16 +168,16 @@ class FileDownload:
             f"{self.patience.stalls} stall(s), {seconds:.1f} s "
             f"({rate(self.fetched, seconds)}), CRC ok; {self.release.status()}"
         )
-        return self._outcome(size, skipped=False, attempts=attempts)
+        return self._outcome(size, skipped=False, attempts=attempts, seconds=seconds)
 
-    def _outcome(self, size: int, skipped: bool, attempts: int) -> FileOutcome:
+    def _outcome(self, size: int, skipped: bool, attempts: int, seconds: float) -> FileOutcome:
         return FileOutcome(
             name=self.remote.name,
             size=size,
             fetched_bytes=self.fetched,
             skipped=skipped,
             attempts=attempts,
-            seconds=0.0 if skipped else time.monotonic() - self.started,
+            seconds=seconds,
             stalls=self.patience.stalls,
             resumes=self.resumes,
             longest_wait_seconds=self.longest_wait,
@@ -208,11 +208,11 @@ class FileDownload:
         reason = self.patience.exhausted()
         if reason is None:
             return
-        size = f"{self.remote.size:,}" if self.remote.size is not None else "an unknown size"
+        of_size = f" of {self.remote.size:,}" if self.remote.size is not None else ""
         raise DownloadError(
             f"{self.remote.name}: given up, {reason}: {self.patience.stalls} stall(s) of "
             f"{self.settings.stall_timeout_seconds:g} s without a byte in "
-            f"{self.patience.spent():.1f} s, {self._have():,} of {size} bytes received "
+            f"{self.patience.spent():.1f} s, {self._have():,}{of_size} bytes received "
             f"(kept in {self.part.name}: the next run resumes from them)"
         )
 
