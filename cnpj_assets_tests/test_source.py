@@ -3,8 +3,11 @@ refusal of bad zips, skipping complete files, the old HTML index, and the asset.
 
 from __future__ import annotations
 
+import re
+import time
 import zipfile
 from collections.abc import Iterator
+from dataclasses import fields, replace
 from pathlib import Path
 
 import dagster as dg
@@ -25,11 +28,16 @@ from cnpj_assets.source.download import (
 from cnpj_assets.source.listing import RemoteFile, parse_multistatus
 from cnpj_assets.synthetic import write_release
 from cnpj_assets_tests.helpers import count_rows
-from cnpj_assets_tests.webdav_server import SHARE_TOKEN, FakeShare
+from cnpj_assets_tests.webdav_server import SHARE_TOKEN, FakeShare, Pace
 
 RELEASE = "2031-01"
 OLDER = "2030-12"
-FAST = DownloadSettings(threads=4, max_attempts=3, backoff_seconds=0.01, max_backoff_seconds=0.05)
+FAST = DownloadSettings(
+    max_streams=4, max_attempts=3, backoff_seconds=0.01, max_backoff_seconds=0.05
+)
+STALL_TIMEOUT = 1.0
+STALLING = replace(FAST, stall_timeout_seconds=STALL_TIMEOUT)
+FOREVER = 10**9  # stalls of a file that never sends its end
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +61,22 @@ def client_for(share: FakeShare, token: str = SHARE_TOKEN, legacy: bool = True) 
 
 
 def download(
-    share: FakeShare, folder: Path, names: list[str] | None = None
+    share: FakeShare,
+    folder: Path,
+    names: list[str] | None = None,
+    settings: DownloadSettings = FAST,
 ) -> tuple[list[FileOutcome], list[str]]:
     client = client_for(share)
     files = [f for f in client.list_files(RELEASE) if names is None or f.name in names]
     messages: list[str] = []
-    outcomes = download_release(client, files, folder, FAST, messages.append)
+    outcomes = download_release(client, files, folder, settings, messages.append)
     return outcomes, messages
+
+
+def assert_resumed_from_what_each_stall_delivered(share: FakeShare, name: str) -> None:
+    """The first GET asks the whole file; each one after a stall asks from where it broke."""
+    expected = [None] + [f"bytes={s.start + s.sent}-" for s in share.stalls_of(name)]
+    assert [h.range for h in share.gets(name)] == expected
 
 
 def test_lists_months_and_files_over_webdav(share: FakeShare, origin: Path) -> None:
@@ -122,6 +139,108 @@ def test_resumes_with_range_after_the_connection_drops(
     assert any(f"resuming at byte {resumed_at:,}" in m for m in messages)
 
 
+def test_a_stall_is_noticed_in_seconds_and_resumed_from_the_bytes_written(
+    share: FakeShare, origin: Path, tmp_path: Path
+) -> None:
+    share.stalls = {"Empresas0.zip": 3}
+    started = time.monotonic()
+    (outcome,), messages = download(share, tmp_path, ["Empresas0.zip"], STALLING)
+    seconds = time.monotonic() - started
+    assert len(share.stalls_of("Empresas0.zip")) == 3
+    assert all(s.sent > 0 for s in share.stalls_of("Empresas0.zip"))
+    assert_resumed_from_what_each_stall_delivered(share, "Empresas0.zip")
+    assert (outcome.stalls, outcome.resumes, outcome.attempts) == (3, 3, 4)
+    assert outcome.fetched_bytes == outcome.size  # no byte fetched twice
+    assert (tmp_path / "Empresas0.zip").read_bytes() == (
+        origin / RELEASE / "Empresas0.zip"
+    ).read_bytes()
+    assert any("no byte for 1 s, stall 3 of at most 100" in m for m in messages)
+    # each stall costs about one stall timeout, not the share's 60 s of silence
+    assert seconds < 3 * (STALL_TIMEOUT + 4)
+
+
+def test_every_file_stalling_twice_arrives_whole_resumed_with_range_and_in_parallel(
+    share: FakeShare, origin: Path, tmp_path: Path
+) -> None:
+    share.stalls = {name: 2 for name in share.releases[RELEASE]}
+    started = time.monotonic()
+    outcomes, messages = download(share, tmp_path, settings=replace(STALLING, max_streams=16))
+    seconds = time.monotonic() - started
+    assert len(outcomes) == 37 and len(share.stalled) == 74
+    for outcome in outcomes:
+        name = outcome.name
+        assert (tmp_path / name).read_bytes() == (origin / RELEASE / name).read_bytes()
+        assert_resumed_from_what_each_stall_delivered(share, name)
+        assert (outcome.stalls, outcome.resumes, outcome.fetched_bytes) == (2, 2, outcome.size)
+    assert not list(tmp_path.glob(".*.part"))
+    # the stalls fewer streams at once, and files that complete more again
+    assert "parallel streams 16 -> 15: a stream stalled" in messages
+    assert any(
+        re.fullmatch(r"parallel streams 1[56] -> 1[67]: transfers flow", m) for m in messages
+    )
+    assert re.search(
+        r"CRC ok; 37 of 37 files in place, [\d.]+ of [\d.]+ MB; received [\d.]+ MB at "
+        r"[\d.]+ MB/s, 74 stalls, 74 resumes; 0 streaming, limit \d+ \(1-16\)$",
+        messages[-1],
+    )
+    # 74 stalls one after another would take 74 stall timeouts; parallel, they overlap
+    assert seconds < 15 * STALL_TIMEOUT
+
+
+def test_a_slow_but_live_server_is_not_a_stall(
+    share: FakeShare, origin: Path, tmp_path: Path
+) -> None:
+    share.pace = Pace(piece_bytes=2_000, seconds=STALL_TIMEOUT / 3)
+    size = (origin / RELEASE / "Cnaes.zip").stat().st_size
+    assert size > 4 * 2_000  # the whole file takes longer than one stall timeout
+    (outcome,), _ = download(share, tmp_path, ["Cnaes.zip"], STALLING)
+    assert (outcome.stalls, outcome.attempts, len(share.gets("Cnaes.zip"))) == (0, 1, 1)
+    assert outcome.seconds > STALL_TIMEOUT
+    assert STALL_TIMEOUT / 4 < outcome.longest_wait_seconds < STALL_TIMEOUT
+    assert (tmp_path / "Cnaes.zip").read_bytes() == (origin / RELEASE / "Cnaes.zip").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("settings", "reason"),
+    [
+        (replace(STALLING, file_deadline_seconds=3), "its deadline of 3 s passed"),
+        (replace(STALLING, max_stalls_per_file=2), "it stalled 3 times, more than the 2 allowed"),
+    ],
+    ids=["deadline", "max_stalls"],
+)
+def test_a_file_that_stalls_forever_fails_naming_it_and_the_next_run_resumes_it(
+    share: FakeShare, origin: Path, tmp_path: Path, settings: DownloadSettings, reason: str
+) -> None:
+    share.stalls = {"Cnaes.zip": FOREVER}
+    started = time.monotonic()
+    with pytest.raises(DownloadError, match="1 of 37 files failed: Cnaes.zip: given up") as error:
+        download(share, tmp_path, settings=settings)
+    seconds = time.monotonic() - started
+    message = str(error.value)
+    assert reason in message
+    stalls, received, size = re.search(
+        r"(\d+) stall\(s\) of 1 s without a byte in [\d.]+ s, ([\d,]+) of ([\d,]+) bytes received",
+        message,
+    ).groups()
+    part = tmp_path / ".Cnaes.zip.part"
+    assert int(received.replace(",", "")) == part.stat().st_size > 0
+    assert int(size.replace(",", "")) == (origin / RELEASE / "Cnaes.zip").stat().st_size
+    # the silence the deadline cut short is no stall: it lasted less than the stall timeout
+    assert len(share.stalls_of("Cnaes.zip")) - 1 <= int(stalls) <= len(share.stalls_of("Cnaes.zip"))
+    assert sorted(p.name for p in tmp_path.glob("*.zip")) == sorted(
+        p.name for p in (origin / RELEASE).glob("*.zip") if p.name != "Cnaes.zip"
+    )
+    if reason.startswith("its deadline"):
+        assert 3 <= seconds < 3 + STALL_TIMEOUT + 4
+    share.stalls, share.hits = {}, []
+    outcomes, _ = download(share, tmp_path, settings=settings)
+    assert [o.name for o in outcomes if not o.skipped] == ["Cnaes.zip"]
+    assert [h.range for h in share.gets("Cnaes.zip")] == [
+        f"bytes={int(received.replace(',', ''))}-"
+    ]
+    assert (tmp_path / "Cnaes.zip").read_bytes() == (origin / RELEASE / "Cnaes.zip").read_bytes()
+
+
 @pytest.mark.parametrize(
     ("fault", "name"), [("truncated", "Socios1.zip"), ("corrupt", "Empresas0.zip")]
 )
@@ -171,6 +290,31 @@ def test_an_incomplete_listing_fails_naming_the_missing_zips(share: FakeShare) -
         select_release_files(RELEASE, client_for(share).list_files(RELEASE))
 
 
+def test_the_resource_maps_every_download_setting() -> None:
+    settings = DownloadSettings(
+        min_streams=2,
+        max_streams=8,
+        stall_timeout_seconds=5,
+        max_stalls_per_file=7,
+        file_deadline_seconds=600,
+        max_attempts=3,
+        backoff_seconds=1,
+        max_backoff_seconds=9,
+    )
+    configured = {
+        f.name: getattr(settings, f.name)
+        for f in fields(settings)
+        if getattr(settings, f.name) != getattr(DownloadSettings(), f.name)
+    }
+    assert len(configured) == 8  # every value differs from its default, so none is lost
+    receita = ReceitaSourceResource(
+        min_download_streams=configured.pop("min_streams"),
+        max_download_streams=configured.pop("max_streams"),
+        **configured,
+    )
+    assert receita.download_settings() == settings
+
+
 def test_the_asset_downloads_then_the_tables_load(
     share: FakeShare, postgres_server: ServerUrl, tmp_path: Path
 ) -> None:
@@ -191,6 +335,7 @@ def test_the_asset_downloads_then_the_tables_load(
     }
     assert by_key["release_files"]["files"].value == 37
     assert by_key["release_files"]["downloaded_files"].value == 37
+    assert by_key["release_files"]["stalls"].value == by_key["release_files"]["resumes"].value == 0
     empresas = result.asset_materializations_for_node("cnpj__empresas")[0].metadata
     assert (
         empresas["dagster/row_count"].value == count_rows(postgres_server, "empresas", RELEASE) > 0

@@ -3,7 +3,9 @@
 It answers PROPFIND Depth 1 with the multistatus XML the real share sends (month folders
 at the root, zips with getcontentlength and getlastmodified), checks the share token's
 basic auth, serves GET with Range, and can misbehave on purpose: drop the connection
-halfway through a file once, serve a truncated or a corrupt zip, hide files from a
+halfway through a file once, stall (send half of what a GET asks for, then go silent with
+the connection open, as the real share does to parallel streams) a given number of times
+per file, send slowly but steadily, serve a truncated or a corrupt zip, hide files from a
 listing, or have no WebDAV at all (only the old index answers).
 """
 
@@ -35,6 +37,23 @@ class Hit:
     range: str | None
 
 
+@dataclass(frozen=True)
+class Stall:
+    """One GET that went silent: the file, where the answer started and how much it sent."""
+
+    name: str
+    start: int
+    sent: int
+
+
+@dataclass(frozen=True)
+class Pace:
+    """A slow but live server: `piece_bytes` at a time, `seconds` apart."""
+
+    piece_bytes: int
+    seconds: float
+
+
 def corrupt_member_data(data: bytes) -> bytes:
     """The same zip with one byte flipped in the middle of its first member's data."""
     info = zipfile.ZipFile(BytesIO(data)).infolist()[0]
@@ -43,6 +62,14 @@ def corrupt_member_data(data: bytes) -> bytes:
     extra_length = int.from_bytes(data[header + 28 : header + 30], "little")
     position = header + 30 + name_length + extra_length + info.compress_size // 2
     return data[:position] + bytes([data[position] ^ 0xFF]) + data[position + 1 :]
+
+
+class _Server(ThreadingHTTPServer):
+    """Many streams connect at once: the default backlog of 5 drops their SYNs, and the
+    client's 1 s retransmission then looks like a share that does not answer."""
+
+    request_queue_size = 128
+    daemon_threads = False  # so server_close() joins every handler
 
 
 @dataclass
@@ -55,7 +82,13 @@ class FakeShare:
     truncated: set[str] = field(default_factory=set)
     corrupt: set[str] = field(default_factory=set)
     hidden: set[str] = field(default_factory=set)
+    stalls: dict[str, int] = field(default_factory=dict)
+    stall_seconds: float = 60.0
+    pace: Pace | None = None
     hits: list[Hit] = field(default_factory=list)
+    stalled: list[Stall] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _stopping: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
 
     @classmethod
     def from_landing(cls, landing: Path, releases: list[str]) -> FakeShare:
@@ -75,17 +108,29 @@ class FakeShare:
             return corrupt_member_data(data)
         return data
 
+    def take_stall(self, name: str) -> bool:
+        """Whether this GET of `name` stalls, counting it off the file's stalls."""
+        with self._lock:
+            left = self.stalls.get(name, 0)
+            if left:
+                self.stalls[name] = left - 1
+            return left > 0
+
+    def stay_silent(self, seconds: float) -> None:
+        """Wait `seconds`, or less if the server stops: a stall never outlives its server."""
+        self._stopping.wait(seconds)
+
     def listed(self, release: str) -> list[str]:
         return [n for n in sorted(self.releases[release]) if n not in self.hidden]
 
     def start(self) -> FakeShare:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
@@ -105,6 +150,9 @@ class FakeShare:
 
     def gets(self, name: str) -> list[Hit]:
         return [h for h in self.hits if h.method == "GET" and h.path.endswith("/" + name)]
+
+    def stalls_of(self, name: str) -> list[Stall]:
+        return [s for s in self.stalled if s.name == name]
 
 
 def _multistatus(responses: list[str]) -> bytes:
@@ -246,6 +294,26 @@ def _handler_for(share: FakeShare) -> type[BaseHTTPRequestHandler]:
                 self.wfile.flush()
                 self.close_connection = True
                 return
-            self.wfile.write(data[start:])
+            if share.take_stall(name):
+                sent = (len(data) - start) // 2
+                self._write_body(data[start : start + sent])
+                share.stalled.append(Stall(name, start, sent))
+                share.stay_silent(share.stall_seconds)
+                self.close_connection = True
+                return
+            self._write_body(data[start:])
+
+        def _write_body(self, body: bytes) -> None:
+            """All at once, or piece by piece at the share's pace."""
+            if share.pace is None:
+                self.wfile.write(body)
+                self.wfile.flush()
+                return
+            step = share.pace.piece_bytes
+            for offset in range(0, len(body), step):
+                if offset:
+                    share.stay_silent(share.pace.seconds)
+                self.wfile.write(body[offset : offset + step])
+                self.wfile.flush()
 
     return Handler

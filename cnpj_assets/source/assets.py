@@ -38,12 +38,14 @@ def select_release_files(release: str, listed: list[RemoteFile]) -> list[RemoteF
 
 def _outcomes_markdown(outcomes: list[FileOutcome]) -> str:
     lines = [
-        "| zip | MB | fetched MB | skipped | attempts | seconds |",
-        "|---|---:|---:|---|---:|---:|",
+        "| zip | MB | fetched MB | skipped | attempts | stalls | resumes | longest wait s "
+        "| seconds |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     lines += [
         f"| {o.name} | {o.size / MB:,.1f} | {o.fetched_bytes / MB:,.1f} | "
-        f"{'yes' if o.skipped else 'no'} | {o.attempts} | {o.seconds:.1f} |"
+        f"{'yes' if o.skipped else 'no'} | {o.attempts} | {o.stalls} | {o.resumes} | "
+        f"{o.longest_wait_seconds:.2f} | {o.seconds:.1f} |"
         for o in outcomes
     ]
     return "\n".join(lines)
@@ -56,9 +58,9 @@ def _outcomes_markdown(outcomes: list[FileOutcome]) -> str:
     kinds={"http"},
     description=(
         "The release's 37 zips from the Receita Federal share (WebDAV; the old HTML index as "
-        "fallback), downloaded into the landing folder: parallel, resumed with HTTP Range, "
-        "size- and CRC-checked before they take their real name; `_SUCCESS` marks a "
-        "complete release."
+        "fallback), downloaded into the landing folder: parallel (fewer streams while the "
+        "share stalls them), resumed with HTTP Range after a drop or a stall, size- and "
+        "CRC-checked before they take their real name; `_SUCCESS` marks a complete release."
     ),
 )
 def release_files(
@@ -70,7 +72,8 @@ def release_files(
     folder = Path(landing.landing_dir) / release
     context.log.info(
         f"{release}: {len(files)} zips, {sum(f.size or 0 for f in files) / MB:,.1f} MB "
-        f"listed, into {folder} with {receita.download_threads} threads"
+        f"listed, into {folder} with {receita.min_download_streams} to "
+        f"{receita.max_download_streams} parallel streams"
     )
     outcomes = download_release(
         receita.client(), files, folder, receita.download_settings(), context.log.info
@@ -85,6 +88,8 @@ def release_files(
             "skipped_files": dg.MetadataValue.int(sum(o.skipped for o in outcomes)),
             "bytes": dg.MetadataValue.int(sum(o.size for o in outcomes)),
             "downloaded_bytes": dg.MetadataValue.int(fetched),
+            "stalls": dg.MetadataValue.int(sum(o.stalls for o in outcomes)),
+            "resumes": dg.MetadataValue.int(sum(o.resumes for o in outcomes)),
             "seconds": dg.MetadataValue.float(seconds),
             "megabytes_per_second": dg.MetadataValue.float(fetched / MB / max(seconds, 1e-6)),
             "folder": dg.MetadataValue.path(str(folder)),

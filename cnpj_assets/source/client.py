@@ -91,10 +91,14 @@ class ShareClient:
     def _index_files(self, page: str) -> list[RemoteFile]:
         return zips_in_index(self._get_text(page), page)
 
-    def open(self, file: RemoteFile, offset: int = 0) -> HTTPResponse:
-        """GET a file from byte `offset` on (HTTP Range); the caller checks 200 vs 206."""
+    def open(self, file: RemoteFile, offset: int = 0, timeout: float | None = None) -> HTTPResponse:
+        """GET a file from byte `offset` on (HTTP Range); the caller checks 200 vs 206.
+
+        `timeout` bounds every wait on the socket (connect, headers, each read), so a
+        downloader gives it its stall timeout instead of the listings' patient default.
+        """
         headers = {"Range": f"bytes={offset}-"} if offset else {}
-        return self._request(file.url, "GET", headers=headers)
+        return self._request(file.url, "GET", headers=headers, timeout=timeout)
 
     def _either(self, what: str, share: Callable[[], T], legacy: Callable[[str], T]) -> T:
         try:
@@ -122,7 +126,12 @@ class ShareClient:
             return response.read().decode(charset, errors="replace")
 
     def _request(
-        self, url: str, method: str, headers: dict[str, str] | None = None, body: bytes = b""
+        self,
+        url: str,
+        method: str,
+        headers: dict[str, str] | None = None,
+        body: bytes = b"",
+        timeout: float | None = None,
     ) -> HTTPResponse:
         headers = dict(headers or {})
         if urlsplit(url).netloc == urlsplit(self.share_url).netloc:
@@ -132,7 +141,8 @@ class ShareClient:
             headers["Content-Type"] = "application/xml; charset=utf-8"
         request = urllib.request.Request(url, data=body or None, headers=headers, method=method)
         try:
-            return urllib.request.urlopen(request, timeout=self.timeout)
+            wait = self.timeout if timeout is None else timeout
+            return urllib.request.urlopen(request, timeout=wait)
         except urllib.error.HTTPError as error:
             error.close()
             raise HttpStatusError(method, url, error.code, str(error.reason)) from None

@@ -1,218 +1,42 @@
-"""Downloading a release's zips into the landing folder, safely and resumably.
+"""Downloading a release's zips into the landing folder, in parallel, safely and resumably.
 
-A zip is written to a hidden `.NAME.zip.part` beside its final place (the landing
-discovery ignores dot files), resumed with HTTP Range after a dropped connection, and
-renamed into place only once its size matches the listing and every member's CRC checks
-out. So a zip under its real name is always whole, and the landing sensor can trust it.
+Each zip is a FileDownload of its own (file_download.py: .part, Range, verify, rename);
+here they share one gate on the streams that run at once, narrowed while the share
+stalls them, and one meter, so every progress line shows the whole download. A file
+that fails does not stop the others: every failure is reported together at the end,
+and the files already in place stay for the next run.
 """
 
 from __future__ import annotations
 
-import http.client
-import os
-import re
 import threading
-import time
-import zipfile
-import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
-from cnpj_assets.source.client import HttpStatusError, ShareClient
+from cnpj_assets.source.client import ShareClient
+from cnpj_assets.source.file_download import (
+    DownloadError,
+    FileDownload,
+    FileOutcome,
+    Log,
+    ReleaseDownload,
+)
 from cnpj_assets.source.listing import RemoteFile
+from cnpj_assets.source.meter import DownloadMeter
+from cnpj_assets.source.settings import DownloadSettings
+from cnpj_assets.source.streams import StreamGate
 
-Log = Callable[[str], None]
-CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
-RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-MB = 1024 * 1024
-
-
-class DownloadError(RuntimeError):
-    """A file could not be downloaded whole; the message names the file(s) and why."""
-
-
-class _CorruptDownload(Exception):
-    """The bytes arrived but are not the file: wrong size or a bad zip."""
+__all__ = [
+    "DownloadError",
+    "DownloadSettings",
+    "FileOutcome",
+    "download_release",
+]
 
 
-class _IncompleteDownload(OSError):
-    """The connection ended before the last byte: resumable."""
-
-
-@dataclass(frozen=True)
-class DownloadSettings:
-    """How hard and how wide to download."""
-
-    threads: int = 4
-    max_attempts: int = 6
-    backoff_seconds: float = 2.0
-    max_backoff_seconds: float = 60.0
-    chunk_bytes: int = MB
-    progress_every_bytes: int = 256 * MB
-
-
-@dataclass(frozen=True)
-class FileOutcome:
-    """What happened to one zip."""
-
-    name: str
-    size: int
-    fetched_bytes: int
-    skipped: bool
-    attempts: int
-    seconds: float
-
-
-def part_path(folder: Path, name: str) -> Path:
-    """Where a zip is written until it is verified."""
-    return folder / f".{name}.part"
-
-
-def _verify(path: Path, remote: RemoteFile) -> None:
-    size = path.stat().st_size
-    if remote.size is not None and size != remote.size:
-        raise _CorruptDownload(f"{size:,} bytes, the listing says {remote.size:,}")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            bad_member = archive.testzip()
-    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
-        raise _CorruptDownload(f"not a readable zip ({error})") from error
-    if bad_member is not None:
-        raise _CorruptDownload(f"CRC check failed for member {bad_member}")
-
-
-def _is_complete(dest: Path, remote: RemoteFile) -> bool:
-    """A file in place is complete when its size matches (or, with no size, it is a zip)."""
-    if not dest.is_file():
-        return False
-    if remote.size is not None:
-        return dest.stat().st_size == remote.size
-    return zipfile.is_zipfile(dest)
-
-
-class _FileDownload:
-    """One zip: fetch into the .part file, resume, verify, rename."""
-
-    def __init__(
-        self,
-        client: ShareClient,
-        remote: RemoteFile,
-        folder: Path,
-        settings: DownloadSettings,
-        log: Log,
-    ) -> None:
-        self.client, self.remote, self.settings, self.log = client, remote, settings, log
-        self.dest = folder / remote.name
-        self.part = part_path(folder, remote.name)
-        self.fetched = 0
-
-    def run(self) -> FileOutcome:
-        started = time.monotonic()
-        if _is_complete(self.dest, self.remote):
-            self.log(f"{self.remote.name}: already complete, skipped")
-            return FileOutcome(self.remote.name, self.dest.stat().st_size, 0, True, 0, 0.0)
-        attempts = refusals = 0
-        while True:
-            attempts += 1
-            try:
-                self._fetch()
-                _verify(self.part, self.remote)
-            except _CorruptDownload as error:
-                self.part.unlink(missing_ok=True)
-                refusals += 1
-                if refusals >= 2:
-                    raise DownloadError(
-                        f"{self.remote.name}: refused, downloaded twice and both were bad: {error}"
-                    ) from error
-                self.log(f"{self.remote.name}: {error}; downloading it again from the start")
-                continue
-            except (OSError, http.client.HTTPException) as error:
-                if isinstance(error, HttpStatusError) and error.code not in RETRYABLE_STATUSES:
-                    raise DownloadError(f"{self.remote.name}: {error}") from error
-                if attempts >= self.settings.max_attempts:
-                    raise DownloadError(
-                        f"{self.remote.name}: gave up after {attempts} attempts: {error}"
-                    ) from error
-                self._back_off(attempts, error)
-                continue
-            os.replace(self.part, self.dest)
-            seconds = time.monotonic() - started
-            size = self.dest.stat().st_size
-            self.log(
-                f"{self.remote.name}: {size / MB:,.1f} MB in place after {attempts} attempt(s), "
-                f"{seconds:.1f} s ({self.fetched / MB / max(seconds, 1e-6):,.1f} MB/s), CRC ok"
-            )
-            return FileOutcome(self.remote.name, size, self.fetched, False, attempts, seconds)
-
-    def _back_off(self, attempts: int, error: Exception) -> None:
-        delay = min(
-            self.settings.max_backoff_seconds, self.settings.backoff_seconds * 2 ** (attempts - 1)
-        )
-        have = self.part.stat().st_size if self.part.exists() else 0
-        self.log(
-            f"{self.remote.name}: {error}; attempt {attempts + 1} of "
-            f"{self.settings.max_attempts} in {delay:.1f} s, resuming at byte {have:,}"
-        )
-        time.sleep(delay)
-
-    def _fetch(self) -> None:
-        """Append the missing bytes to the .part file; raise if the connection ends early."""
-        offset = self.part.stat().st_size if self.part.exists() else 0
-        if self.remote.size is not None and offset >= self.remote.size:
-            if offset > self.remote.size:
-                self.part.unlink()
-                raise _IncompleteDownload(f"a stale .part of {offset:,} bytes was dropped")
-            return
-        try:
-            response = self.client.open(self.remote, offset)
-        except HttpStatusError as error:
-            if error.code == 416 and offset:
-                self.part.unlink()
-                raise _IncompleteDownload("the server refused the resume range") from error
-            raise
-        with response:
-            start, total = self._range_of(response, offset)
-            verb = f"resuming at byte {start:,}" if start else "downloading"
-            size = f"{total / MB:,.1f} MB" if total is not None else "size unknown"
-            self.log(f"{self.remote.name}: {verb} ({size})")
-            with self.part.open("r+b" if start else "wb") as out:
-                out.seek(start)
-                out.truncate()
-                self._copy(response, out, start, total)
-        have = self.part.stat().st_size
-        if total is not None and have < total:
-            raise _IncompleteDownload(f"connection ended at byte {have:,} of {total:,}")
-
-    def _range_of(self, response: http.client.HTTPResponse, offset: int) -> tuple[int, int | None]:
-        """Where this answer starts and the file's full size, from its status and headers."""
-        length = response.headers.get("Content-Length")
-        if response.status == 206:
-            match = CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
-            if not match or int(match.group(1)) != offset:
-                raise _IncompleteDownload(
-                    f"unexpected Content-Range {response.headers.get('Content-Range')!r}"
-                )
-            total = match.group(3)
-            return offset, int(total) if total != "*" else self.remote.size
-        if length is not None:
-            return 0, int(length)
-        return 0, self.remote.size
-
-    def _copy(
-        self, response: http.client.HTTPResponse, out: BinaryIO, start: int, total: int | None
-    ) -> None:
-        position, next_report = start, start + self.settings.progress_every_bytes
-        while chunk := response.read(self.settings.chunk_bytes):
-            out.write(chunk)
-            position += len(chunk)
-            self.fetched += len(chunk)
-            if position >= next_report:
-                share = f" ({position / total:.0%})" if total else ""
-                self.log(f"{self.remote.name}: {position / MB:,.0f} MB{share}")
-                next_report += self.settings.progress_every_bytes
+def _download_file(release: ReleaseDownload, remote: RemoteFile) -> FileOutcome:
+    return FileDownload(release, remote).run()
 
 
 def download_release(
@@ -230,24 +54,26 @@ def download_release(
         with lock:
             log(message)
 
-    total = sum(f.size or 0 for f in files)
+    release = ReleaseDownload(
+        client=client,
+        folder=folder,
+        settings=settings,
+        log=locked_log,
+        gate=StreamGate(
+            settings.min_streams, settings.max_streams, settings.stall_timeout_seconds, locked_log
+        ),
+        meter=DownloadMeter(files),
+    )
     outcomes: list[FileOutcome] = []
     errors: list[str] = []
-    with ThreadPoolExecutor(max_workers=max(1, settings.threads)) as pool:
-        futures = {
-            pool.submit(_FileDownload(client, f, folder, settings, locked_log).run): f
-            for f in files
-        }
+    with ThreadPoolExecutor(max_workers=settings.max_streams) as pool:
+        futures = [pool.submit(_download_file, release, f) for f in files]
         for future in as_completed(futures):
             try:
                 outcomes.append(future.result())
             except DownloadError as error:
                 errors.append(str(error))
-            done = sum(o.size for o in outcomes)
-            locked_log(
-                f"{len(outcomes)} of {len(files)} files in place, "
-                f"{done / MB:,.1f} of {total / MB:,.1f} MB"
-            )
+                locked_log(f"{error}; {release.status()}")
     if errors:
         raise DownloadError(f"{len(errors)} of {len(files)} files failed: " + "; ".join(errors))
     return sorted(outcomes, key=lambda o: o.name.lower())
