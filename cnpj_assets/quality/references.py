@@ -31,7 +31,8 @@ def tally_plan(connection: psycopg.Connection, spec: TableSpec, release: str) ->
             ).format(qualified(lookup.name)),
             (release,),
         ).fetchall()
-        codes[column.name] = pa.array([code for (code,) in rows], pa.string())
+        if rows:  # a lookup whose table was dropped since is as good as not loaded
+            codes[column.name] = pa.array(["", *(code for (code,) in rows)], pa.string())
     if not codes and spec.full_cnpj is None:
         return None
     return TallyPlan(spec, codes)

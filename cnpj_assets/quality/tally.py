@@ -38,25 +38,22 @@ class FailedValues:
     complete: bool = True  # every distinct failing value is kept
 
     def add(self, values: pa.Array, rows: np.ndarray) -> None:
-        """Merge the failing values of one batch, given with their row ordinals."""
-        grouped = (
-            pa.table({"value": values, "row": pa.array(rows, pa.int64())})
-            .group_by("value")
-            .aggregate([("row", "min"), ("row", "count")])
-            .sort_by("value")
-        )
-        if grouped.num_rows > self.cap:
-            grouped = grouped.slice(0, self.cap)
-            self.complete = False
-        for value, first, count in zip(
-            grouped.column("value").to_pylist(),
-            grouped.column("row_min").to_pylist(),
-            grouped.column("row_count").to_pylist(),
-            strict=True,
+        """Merge the failing values of one batch, given with their row ordinals.
+
+        value_counts and index_in hash the batch's values in Arrow; Python then sees
+        each distinct value once per batch, not each row.
+        """
+        counted = pc.value_counts(values)
+        distinct = counted.field("values")
+        firsts = rows[pc.index_in(distinct, value_set=values).to_numpy()]
+        for value, count, first in zip(
+            distinct.to_pylist(), counted.field("counts").to_pylist(), firsts.tolist(), strict=True
         ):
-            kept = self.values.setdefault(value, [0, first])
-            kept[0] += count
-            kept[1] = min(kept[1], first)
+            kept = self.values.get(value)
+            if kept is None:
+                self.values[value] = [count, first]
+            else:
+                kept[0] += count
         if len(self.values) > self.cap:
             self.values = dict(sorted(self.values.items())[: self.cap])
             self.complete = False
@@ -146,22 +143,29 @@ class FileTally:
                 self._check_digits(count, batch, first_row)
 
     def _orphans(self, count: CheckCount, batch: pa.Table, first_row: int) -> None:
-        """Codes given but missing from the lookup (NULL means no code was given)."""
+        """Codes given but missing from the lookup (NULL or empty means no code was given).
+
+        Counted first: a batch without orphans, the usual one, costs a hash lookup per
+        row and nothing more.
+        """
         column = batch.column(count.column)
-        given = pc.fill_null(pc.not_equal(column, ""), False)
-        missing = pc.and_(
-            given, pc.invert(pc.is_in(column, value_set=self.plan.codes[count.column]))
-        )
-        flags = missing.to_numpy(zero_copy_only=False)
-        positions = np.flatnonzero(flags)
-        failing = pc.filter(column, missing)
-        count.add(pc.sum(given).as_py() or 0, _flat(failing), positions + first_row)
+        known = pc.is_in(column, value_set=self.plan.codes[count.column])
+        given = len(column) - column.null_count
+        if given == (pc.sum(known).as_py() or 0):
+            count.checked += given
+            return
+        missing = pc.and_(pc.is_valid(column), pc.invert(known))
+        positions = np.flatnonzero(missing.to_numpy(zero_copy_only=False))
+        count.add(given, _flat(pc.filter(column, missing)), positions + first_row)
 
     def _check_digits(self, count: CheckCount, batch: pa.Table, first_row: int) -> None:
         source = self.plan.spec.full_cnpj
         assert source is not None
         cnpjs, positions = _cnpjs(source, batch)
         invalid = ~valid_cnpjs(cnpjs)
+        if not invalid.any():
+            count.checked += len(cnpjs)
+            return
         failing = pc.filter(cnpjs, pa.array(invalid))
         count.add(len(cnpjs), failing, positions[invalid] + first_row)
 
