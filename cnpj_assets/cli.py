@@ -6,6 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+import psycopg
+
+from cnpj_assets.landing import ReleaseError
+
 
 def _fake_release(args: argparse.Namespace) -> int:
     from cnpj_assets.synthetic import write_release
@@ -46,6 +50,12 @@ def _ui(args: argparse.Namespace) -> int:
     return ui(args.port)
 
 
+def _releases(args: argparse.Namespace) -> int:
+    from cnpj_assets.commands import releases
+
+    return releases(as_json=args.json)
+
+
 def _lineage(args: argparse.Namespace) -> int:
     from cnpj_assets.lineage import run
 
@@ -56,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cnpj-assets", description="Load the Receita Federal CNPJ open data into PostgreSQL."
     )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     commands = parser.add_subparsers(dest="command", required=True)
 
     fake = commands.add_parser("fake-release", help="write a synthetic release of 37 zips")
@@ -82,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(handler=_ui)
 
+    releases = commands.add_parser(
+        "releases", help="every release: published or why not, rows, size, times"
+    )
+    releases.add_argument("--json", action="store_true", help="print JSON instead of lines")
+    releases.set_defaults(handler=_releases)
+
     lineage = commands.add_parser("lineage", help="where every row of a CNPJ came from")
     lineage.add_argument("cnpj", help="14-character CNPJ or 8-character base, punctuated or not")
     lineage.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -90,8 +107,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; a refused release or an unreachable database is one line on stderr
+    (exit 2), with the traceback only under --debug."""
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except (ReleaseError, psycopg.OperationalError) as error:
+        if args.debug:
+            raise
+        first_line = (
+            str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        )
+        print(f"cnpj-assets {args.command}: {first_line}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -235,14 +235,15 @@ def ensure_view(connection: psycopg.Connection) -> None:
 
     A view that already has this definition is not touched: replacing it, even by
     itself, takes an exclusive lock that would queue its readers. Its comment carries
-    the definition's hash. The table of earlier versions of the project, a partitioned
+    the definition's hash; the advisory lock is the one `tables.ensure_parent` takes, as
+    both may create the schema. The table of earlier versions of the project, a partitioned
     copy built per release, is dropped: the view replaces it.
     """
     definition = view_statement().as_string(connection)
     digest = hashlib.sha256(definition.encode()).hexdigest()
     comment = f"{COMPLETO.description} Definition sha256 {digest}."
     with connection.transaction():
-        connection.execute("SELECT pg_advisory_xact_lock(hashtext('cnpj.cnpj_completo view'))")
+        connection.execute("SELECT pg_advisory_xact_lock(hashtext('cnpj schema'))")
         kind, current = connection.execute(
             "SELECT c.relkind, obj_description(c.oid, 'pg_class') FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
