@@ -27,6 +27,7 @@ from cnpj_assets.landing import discover_release
 from cnpj_assets.loader import LoadSettings, TableLoader
 from cnpj_assets.postgres.brief_locks import LockDeadlineError
 from cnpj_assets.postgres.server import ServerUrl
+from cnpj_assets.releases.space import InsufficientSpaceError
 from cnpj_assets.resources import build_resources
 from cnpj_assets.specs import TABLES
 from cnpj_assets.synthetic import write_release
@@ -319,3 +320,24 @@ def test_publishing_behind_a_long_reader_of_cnpj_current_never_makes_readers_que
     assert metadata["published"].value is True
     assert time.monotonic() - started >= 3  # it waited for the long reader to end
     assert probe.queries > 10 and probe.longest < MAX_PROBE_WAIT
+
+
+def test_a_load_that_would_not_fit_is_refused_before_its_first_copy(
+    server: ServerUrl, landing: Path, tmp_path: Path
+) -> None:
+    release = discover_release(landing, SECOND)
+    settings = LoadSettings(scratch_dir=tmp_path, disk_budget_gb=0.001, full_reload=True)
+    with pytest.raises(InsufficientSpaceError) as refused:
+        TableLoader(server.url, settings, progress=lambda _: None).load(TABLES["socios"], release)
+    message = str(refused.value)
+    assert "socios 2025-02 needs about" in message and "the budget of 0.001 GiB" in message
+    (status, error, copied) = query(
+        server,
+        "SELECT t.status, t.error, (SELECT count(*) FROM cnpj_audit.lineage l "
+        "WHERE l.table_load_id = t.id) FROM cnpj_audit.table_load t "
+        "WHERE t.table_name = 'socios' ORDER BY t.id DESC LIMIT 1",
+    )[0]
+    assert status == "FAILED" and "needs about" in error and copied == 0
+    assert query(
+        server, "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'socios_2025_02_load%%'"
+    ) == [(0,)]

@@ -69,18 +69,28 @@ def estimate(
 
 
 def free_bytes(connection: psycopg.Connection, budget_gb: float | None) -> tuple[int, str] | None:
-    """Free bytes for the database and where they were measured; None if unknowable."""
+    """Free bytes for the database and where they were measured; None if unknowable.
+
+    The disk under the data directory when the server runs on this machine, a budget
+    less what the database takes when one is set; the smaller of the two when both.
+    """
+    limits = []
     try:
         row = connection.execute("SHOW data_directory").fetchone()
     except psycopg.errors.InsufficientPrivilege:
         row = None
     if row is not None and Path(row[0]).is_dir():
-        return shutil.disk_usage(row[0]).free, f"the disk of {row[0]}"
-    if budget_gb is None:
-        return None
-    used_row = connection.execute("SELECT pg_database_size(current_database())").fetchone()
-    used = int(used_row[0]) if used_row else 0
-    return int(budget_gb * GIB) - used, f"the budget of {budget_gb:g} GiB ({used / GIB:.1f} used)"
+        limits.append((shutil.disk_usage(row[0]).free, f"the disk of {row[0]}"))
+    if budget_gb is not None:
+        used_row = connection.execute("SELECT pg_database_size(current_database())").fetchone()
+        used = int(used_row[0]) if used_row else 0
+        limits.append(
+            (
+                int(budget_gb * GIB) - used,
+                f"the budget of {budget_gb:g} GiB ({used / GIB:.2f} used)",
+            )
+        )
+    return min(limits) if limits else None
 
 
 def check_space(
