@@ -14,6 +14,16 @@ from cnpj_assets.landing import ReleaseError
 def _fake_release(args: argparse.Namespace) -> int:
     from cnpj_assets.synthetic import write_release
 
+    if args.previous:
+        from cnpj_assets.synthetic.evolve import evolve_release
+
+        changes = evolve_release(Path(args.previous), args.release, Path(args.out), args.seed)
+        print(
+            f"{args.release}: {len(changes)} changes since {Path(args.previous).name}, in "
+            f"{Path(args.out) / args.release / 'changes.json'}"
+        )
+        return 0
+
     report = write_release(
         release=args.release,
         rows=args.rows,
@@ -50,6 +60,12 @@ def _ui(args: argparse.Namespace) -> int:
     return ui(args.port)
 
 
+def _history(args: argparse.Namespace) -> int:
+    from cnpj_assets.releases.history import run
+
+    return run(args.cnpj, as_json=args.json)
+
+
 def _releases(args: argparse.Namespace) -> int:
     from cnpj_assets.commands import releases
 
@@ -75,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     fake.add_argument("--out", required=True, help="landing folder; zips go to OUT/RELEASE/")
     fake.add_argument("--seed", type=int, default=0)
     fake.add_argument("--quirks", action="store_true", help="add the real-world quirks")
+    fake.add_argument(
+        "--previous",
+        help="a release folder (made without --quirks) to evolve into the next month; "
+        "the changes go to OUT/RELEASE/changes.json",
+    )
     fake.set_defaults(handler=_fake_release)
 
     load = commands.add_parser("load", help="load a release from the landing folder")
@@ -92,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     ui = commands.add_parser("ui", help="start the Dagster UI on the same instance")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(handler=_ui)
+
+    history = commands.add_parser(
+        "history", help="a company or establishment across releases, with its changes"
+    )
+    history.add_argument("cnpj", help="14-character CNPJ or 8-character base, punctuated or not")
+    history.add_argument("--json", action="store_true", help="print JSON instead of text")
+    history.set_defaults(handler=_history)
 
     releases = commands.add_parser(
         "releases", help="every release: published or why not, rows, size, times"
