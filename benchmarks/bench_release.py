@@ -104,11 +104,11 @@ class JobRun:
 
 
 def _phase_of(step_key: str) -> str:
+    """checks, tables, or the step's own asset (cnpj_completo, changes, cnpj_current)."""
     if step_key.endswith("_checks"):
         return "checks"
-    if step_key == "cnpj__cnpj_completo":
-        return "cnpj_completo"
-    return "tables"
+    name = step_key.removeprefix("cnpj__")
+    return "tables" if name in TABLES else name
 
 
 def phases(instance: dg.DagsterInstance, run_id: str) -> dict[str, Phase]:

@@ -45,6 +45,7 @@ CHANGES = TableSpec(
     file_count=0,
 )
 """The table's identity for the child/swap helpers; its columns are PARENT_DDL's."""
+WORK_MEM = "256MB"
 
 PARENT_DDL = """
 CREATE TABLE IF NOT EXISTS {table} (
@@ -89,6 +90,7 @@ class Comparison:
     groups: tuple[Group, ...]
     appeared: str | None = None  # kind of a row only in the new release
     went: str | None = None  # kind of a row only in the previous one
+    repeats: bool = False  # the key may repeat within a release (partners: no real key)
 
 
 def _comparisons() -> tuple[Comparison, ...]:
@@ -146,6 +148,7 @@ def _comparisons() -> tuple[Comparison, ...]:
         ),
         "partner_in",
         "partner_out",
+        repeats=True,
     )
     simples = Comparison(
         SIMPLES,
@@ -170,13 +173,16 @@ def _comparisons() -> tuple[Comparison, ...]:
 COMPARISONS = _comparisons()
 
 
-def _rows(spec: TableSpec, key: tuple[str, ...], parameter: str) -> sql.Composed:
-    """One row per key of the release (its first, by file order)."""
+def _rows(spec: TableSpec, key: tuple[str, ...], parameter: str, dedupe: bool) -> sql.Composed:
+    """The release's rows; with `dedupe`, one per key (its first, by file order)."""
+    table, release = tables.qualified(spec.name), sql.Placeholder(parameter)
+    if not dedupe:
+        return sql.SQL("(SELECT * FROM {} WHERE release = {})").format(table, release)
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in key)
     return sql.SQL(
         "(SELECT DISTINCT ON ({key}) * FROM {table} WHERE release = {release} "
         "ORDER BY {key}, _subbatch_id)"
-    ).format(key=columns, table=tables.qualified(spec.name), release=sql.Placeholder(parameter))
+    ).format(key=columns, table=table, release=release)
 
 
 def _changed(alias_new: str, alias_old: str, columns: tuple[str, ...]) -> sql.Composed:
@@ -191,15 +197,19 @@ def _changed(alias_new: str, alias_old: str, columns: tuple[str, ...]) -> sql.Co
     )
 
 
-def comparison_statement(comparison: Comparison, child: sql.Composable) -> sql.Composed:
-    """INSERT the changes of one table into the child (parameters release, previous)."""
+def comparison_statement(
+    comparison: Comparison, child: sql.Composable, dedupe: bool
+) -> sql.Composed:
+    """INSERT the changes of one table into the child (parameters release, previous).
+
+    A partner's identity may hold NULLs (no CPF given), compared as empty; the keys of
+    the other tables are never NULL, and a plain equality lets the join hash them.
+    """
     spec = comparison.spec
     key = comparison.key
+    equal = "coalesce({}, '') = coalesce({}, '')" if comparison.repeats else "{} = {}"
     join = sql.SQL(" AND ").join(
-        sql.SQL("coalesce({}, '') = coalesce({}, '')").format(
-            sql.Identifier("n", c), sql.Identifier("o", c)
-        )
-        for c in key
+        sql.SQL(equal).format(sql.Identifier("n", c), sql.Identifier("o", c)) for c in key
     )
     present_n = sql.SQL("n.{} IS NOT NULL").format(sql.Identifier(key[0]))
     present_o = sql.SQL("o.{} IS NOT NULL").format(sql.Identifier(key[0]))
@@ -257,8 +267,8 @@ def comparison_statement(comparison: Comparison, child: sql.Composable) -> sql.C
         present_n=present_n,
         present_o=present_o,
         groups=group_columns,
-        new=_rows(spec, key, "release"),
-        old=_rows(spec, key, "previous"),
+        new=_rows(spec, key, "release", dedupe),
+        old=_rows(spec, key, "previous", dedupe),
         join=join,
         differs=differs,
         kinds=sql.SQL(", ").join(kinds),
@@ -275,20 +285,61 @@ def ensure_parent(connection: psycopg.Connection) -> None:
 
 
 def previous_release(connection: psycopg.Connection, release: str) -> str | None:
-    """The newest release before this one with all four fact tables loaded (not dropped)."""
-    row = connection.execute(
-        "SELECT max(release) FROM (SELECT release FROM cnpj_audit.table_load "
+    """The newest release before this one whose four fact tables are loaded and attached.
+
+    The audit names the candidates; the catalogue has the last word, since a release's
+    tables may have been dropped by hand as well as by retention.
+    """
+    candidates = connection.execute(
+        "SELECT release FROM cnpj_audit.table_load "
         "WHERE status = 'COMPLETED' AND dropped_at IS NULL AND release < %s "
-        "AND table_name = ANY(%s) GROUP BY release HAVING count(DISTINCT table_name) = %s) AS r",
+        "AND table_name = ANY(%s) GROUP BY release HAVING count(DISTINCT table_name) = %s "
+        "ORDER BY release DESC",
         (release, [c.spec.name for c in COMPARISONS], len(COMPARISONS)),
+    ).fetchall()
+    for (candidate,) in candidates:
+        children = [f"{tables.SCHEMA}.{tables.child_name(c.spec, candidate)}" for c in COMPARISONS]
+        row = connection.execute(
+            "SELECT bool_and(to_regclass(name) IS NOT NULL) FROM unnest(%s::text[]) AS name",
+            (children,),
+        ).fetchone()
+        if row and row[0]:
+            return candidate
+    return None
+
+
+def _repeats_keys(connection: psycopg.Connection, table: str, releases: list[str]) -> bool:
+    """Whether the last load of the table in either release found repeated keys."""
+    row = connection.execute(
+        "SELECT coalesce(bool_or(duplicate_keys > 0), false) FROM cnpj_audit.table_load "
+        "WHERE id IN (SELECT max(id) FROM cnpj_audit.table_load WHERE table_name = %s "
+        "AND release = ANY(%s) AND status = 'COMPLETED' GROUP BY release)",
+        (table, releases),
     ).fetchone()
-    return row[0] if row else None
+    return bool(row and row[0])
 
 
 def fill(connection: psycopg.Connection, child: tables.LoadingChild, previous: str) -> None:
-    """Insert every table's changes into the child."""
-    for comparison in COMPARISONS:
-        connection.execute(
-            comparison_statement(comparison, child.identifier),
-            {"release": child.release, "previous": previous},
-        )
+    """Insert every table's changes into the child.
+
+    Each comparison hashes one release's rows to join the other's. Left to itself the
+    planner sorted both sides for a merge join, spilling to disk with the default 4 MB
+    of work_mem: 10.6 s for 317 k establishments against 6.5 s hashed in memory
+    (measured on a loaded machine). So this connection gets WORK_MEM and no merge
+    joins for the duration. Rows are de-duplicated by key only where a load found
+    repeated keys (the sort cost another 0.3 s per side).
+    """
+    connection.execute(sql.SQL("SET work_mem = {}").format(sql.Literal(WORK_MEM)))
+    connection.execute("SET enable_mergejoin = off")
+    try:
+        for comparison in COMPARISONS:
+            dedupe = comparison.repeats or _repeats_keys(
+                connection, comparison.spec.name, [child.release, previous]
+            )
+            connection.execute(
+                comparison_statement(comparison, child.identifier, dedupe),
+                {"release": child.release, "previous": previous},
+            )
+    finally:
+        connection.execute("RESET work_mem")
+        connection.execute("RESET enable_mergejoin")
