@@ -17,7 +17,7 @@ import dagster as dg
 import psycopg
 
 from cnpj_assets.assets import GROUP, RELEASES
-from cnpj_assets.audit import AuditService
+from cnpj_assets.audit.derived import audited_build
 from cnpj_assets.postgres import tables
 from cnpj_assets.postgres.brief_locks import LockPolicy
 from cnpj_assets.releases.changes import CHANGES, COMPARISONS, ensure_parent, fill, previous_release
@@ -78,34 +78,24 @@ def build_changes(
 ) -> dict[str, Any]:
     """The release's changes in a fresh child, swapped in; an audited table_load."""
     started = time.perf_counter()
-    audit = AuditService(database_url)
-    try:
-        with (
-            psycopg.connect(database_url, autocommit=True) as data,
-            audit.table_context(
-                CHANGES.name,
-                release,
-                asset_key=f"{GROUP}/{CHANGES.name}",
-                partition_key=release,
-                dagster_run_id=run_id,
-            ) as node,
-        ):
-            ensure_parent(data)
-            previous = previous_release(data, release)
-            child = tables.create_loading_child(data, CHANGES, release, node.id)
-            try:
-                if previous is not None:
-                    fill(data, child, previous)
-                tables.build_indexes(data, child)
-                target = tables.swap_in(data, child, policy, say)
-            except BaseException:
-                tables.drop_child(data, child)
-                raise
-            metadata = _metadata(data, release, previous)
-            node.rows = int(metadata["dagster/row_count"].value)
-            node.extra["target_table"] = target
-    finally:
-        audit.close()
+    with audited_build(database_url, CHANGES.name, release, f"{GROUP}/{CHANGES.name}", run_id) as (
+        data,
+        node,
+    ):
+        ensure_parent(data)
+        previous = previous_release(data, release)
+        child = tables.create_loading_child(data, CHANGES, release, node.id)
+        try:
+            if previous is not None:
+                fill(data, child, previous)
+            tables.build_indexes(data, child)
+            target = tables.swap_in(data, child, policy, say)
+        except BaseException:
+            tables.drop_child(data, child)
+            raise
+        metadata = _metadata(data, release, previous)
+        node.rows = int(metadata["dagster/row_count"].value)
+        node.extra["target_table"] = target
     metadata["seconds"] = dg.MetadataValue.float(round(time.perf_counter() - started, 2))
     metadata["dagster/table_name"] = dg.MetadataValue.text(target)
     return metadata

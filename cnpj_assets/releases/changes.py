@@ -31,18 +31,17 @@ import psycopg
 from psycopg import sql
 
 from cnpj_assets.postgres import tables
-from cnpj_assets.specs import EMPRESAS, ESTABELECIMENTOS, SIMPLES, SOCIOS, TableSpec
+from cnpj_assets.specs import (
+    EMPRESAS,
+    ESTABELECIMENTOS,
+    SIMPLES,
+    SOCIOS,
+    TableSpec,
+    derived_table,
+)
 
-CHANGES = TableSpec(
-    name="changes",
-    zip_base="",
-    member_suffix="",
-    member_template="",
-    columns=(),
-    key=None,
-    index_columns=("cnpj",),
-    description="What changed since the release loaded before, one row per change.",
-    file_count=0,
+CHANGES = derived_table(
+    "changes", "What changed since the release loaded before, one row per change.", None, ("cnpj",)
 )
 """The table's identity for the child/swap helpers; its columns are PARENT_DDL's."""
 WORK_MEM = "256MB"

@@ -25,9 +25,8 @@ from cnpj_assets.lineage import (
     EXIT_INVALID,
     EXIT_NOT_FOUND,
     CnpjQuery,
-    InvalidCnpj,
     dagster_url,
-    parse_cnpj,
+    parsed_or_said,
     run_url,
 )
 from cnpj_assets.postgres.server import server_url
@@ -142,10 +141,8 @@ def run(
 ) -> int:
     """The `history` command: print the answer and return the exit code (0, 1 or 2)."""
     out, err = out or sys.stdout, err or sys.stderr
-    try:
-        query = parse_cnpj(text)
-    except InvalidCnpj as error:
-        print(f"invalid CNPJ: {error}", file=err)
+    query = parsed_or_said(text, err)
+    if query is None:
         return EXIT_INVALID
     with psycopg.connect(server_url().url) as connection:
         history = find_history(connection, query)
