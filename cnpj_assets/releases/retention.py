@@ -2,10 +2,11 @@
 
 A release takes 40-60 GB with its indexes; loading every month fills a disk within a
 year. After each publication the releases beyond `keep_releases` are dropped, oldest
-first: every table's child of that release (and its cnpj_completo copy, if one was
-made). Never the published release, never one being loaded (its load lock is held).
-The audit rows stay, marked `dropped_at` with the bytes freed, so the lineage of what
-was once loaded stays answerable.
+first: every table's child of that release, its changes (what changed since the
+release before it) and its cnpj_completo copy, if one was made. Never the published
+release, never one being loaded (its load lock is held). The audit rows stay, marked
+`dropped_at` with the bytes freed, so the lineage of what was once loaded stays
+answerable.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from psycopg import sql
 from cnpj_assets.completo import COMPLETO, copy_name
 from cnpj_assets.postgres import load_lock, tables
 from cnpj_assets.postgres.brief_locks import LockPolicy, with_brief_locks
-from cnpj_assets.specs import TABLES
+from cnpj_assets.releases.changes import CHANGES
+from cnpj_assets.specs import TABLES, TableSpec
 
 _LOADED_RELEASES = """
 SELECT DISTINCT release FROM cnpj_audit.table_load
@@ -57,6 +59,11 @@ def _is_loading(connection: psycopg.Connection, release: str) -> bool:
     return False
 
 
+def _exists(connection: psycopg.Connection, name: str) -> bool:
+    row = connection.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{tables.SCHEMA}.{name}",))
+    return bool(row.fetchone()[0])
+
+
 def _relation_bytes(connection: psycopg.Connection, name: str) -> int:
     row = connection.execute(
         "SELECT coalesce(pg_total_relation_size(to_regclass(%s)), 0)", (f"{tables.SCHEMA}.{name}",)
@@ -65,12 +72,16 @@ def _relation_bytes(connection: psycopg.Connection, name: str) -> int:
 
 
 def _drop_table_of_release(
-    connection: psycopg.Connection, table: str, release: str, policy: LockPolicy
+    connection: psycopg.Connection, spec: TableSpec, release: str, policy: LockPolicy
 ) -> int:
     """Drop one table's child of the release; returns the bytes it held."""
-    child = tables.child_name(TABLES[table], release)
+    table = spec.name
+    child = tables.child_name(spec, release)
     freed = _relation_bytes(connection, child)
     parent = tables.qualified(table)
+    if not _exists(connection, child):
+        connection.execute(_MARK_DROPPED, {"table": table, "release": release, "bytes": 0})
+        return 0
 
     def drop() -> None:
         connection.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(parent))
@@ -107,7 +118,8 @@ def retain(
         if _is_loading(connection, release):
             say(f"retention: {release} is being loaded; kept for now")
             continue
-        freed = sum(_drop_table_of_release(connection, t, release, policy) for t in TABLES)
+        partitioned = [*TABLES.values(), CHANGES]
+        freed = sum(_drop_table_of_release(connection, s, release, policy) for s in partitioned)
         copy = copy_name(release)
         copy_bytes = _relation_bytes(connection, copy)
         connection.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(tables.qualified(copy)))
