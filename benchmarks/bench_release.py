@@ -36,7 +36,6 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
-    REAL_ROWS,
     RELEASE,
     BusyCores,
     checkpoint,
@@ -56,10 +55,8 @@ from cnpj_assets.instance import get_instance  # noqa: E402
 from cnpj_assets.postgres.server import ServerUrl, server_url  # noqa: E402
 from cnpj_assets.specs import TABLES  # noqa: E402
 from cnpj_assets.synthetic import write_release  # noqa: E402
+from cnpj_assets.synthetic.scale import REAL_RELEASE_ROWS  # noqa: E402
 
-LOOKUP_ROWS = sum(
-    n for n in (1_359, 63, 5_572, 91, 255, 68)
-)  # cnaes, motivos, municipios, naturezas, paises, qualificacoes
 TABLES_ONLY = dg.define_asset_job(
     "bench_tables_only",
     selection=dg.AssetSelection.assets(*TABLE_ASSETS).without_checks(),
@@ -217,7 +214,7 @@ def main() -> None:
             )
         rows = release_rows(server)
         drop_release(server)
-    real = sum(REAL_ROWS.values()) + LOOKUP_ROWS
+    real = REAL_RELEASE_ROWS
     projected = statistics.median(w.seconds for w in wholes) / rows * real
     print(
         f"projection of the whole job to a full release ({real / 1e6:.0f} M rows, measured on "

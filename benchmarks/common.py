@@ -22,12 +22,6 @@ from cnpj_assets.specs import TABLES, TableSpec
 from cnpj_assets.synthetic import write_release
 
 RELEASE = "2026-10"
-REAL_ROWS = {  # cnpj-layout.md, a recent release
-    "empresas": 68_600_000,
-    "estabelecimentos": 72_000_000,
-    "socios": 27_600_000,
-    "simples": 40_000_000,
-}
 SHARE_OF_FILE_0 = 0.41  # the generator puts 41% of the companies in file 0
 ESTABELECIMENTOS_PER_COMPANY = 1.05
 
