@@ -133,10 +133,10 @@ def phases(instance: dg.DagsterInstance, run_id: str) -> dict[str, Phase]:
     }
 
 
-def drop_release(server: ServerUrl) -> None:
+def drop_release(server: ServerUrl, release: str = RELEASE) -> None:
     """Drop every table of the release, so the next job is a first load (untimed)."""
     for spec in [*TABLES.values(), COMPLETO]:
-        drop_release_tables(server, spec)
+        drop_release_tables(server, spec, release)
 
 
 def run_job(

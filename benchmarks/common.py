@@ -134,7 +134,7 @@ class BusyCores:
         return (busy - self._busy) / max(1, total - self._total)
 
 
-def drop_release_tables(server: ServerUrl, spec: TableSpec) -> None:
+def drop_release_tables(server: ServerUrl, spec: TableSpec, release: str = RELEASE) -> None:
     """Drop the release's children of a table: before a load, and once it is measured.
 
     Every run is then a first load (a reload also drops the old child in its timed
@@ -142,7 +142,7 @@ def drop_release_tables(server: ServerUrl, spec: TableSpec) -> None:
     measurement: a vacuum of an earlier run's child held the swap's lock for a
     second, an eighth of a 2 M-row load.
     """
-    name = tables.child_name(spec, RELEASE)
+    name = tables.child_name(spec, release)
     with psycopg.connect(server.url, autocommit=True) as connection:
         leftovers = connection.execute(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "

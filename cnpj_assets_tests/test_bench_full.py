@@ -1,0 +1,142 @@
+"""benchmarks/bench_full.py on a tiny release: every figure there, every projection as stated.
+
+The benchmark's numbers go into the README as what a user must plan for, so its shape is
+tested, not its speed: it loads through `cnpj-assets load` in a process of its own, and
+each figure must be measured and projected to a real release by the rule it names.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cnpj_assets.postgres.server import ServerUrl, cnpj_home
+from cnpj_assets.specs import TABLES
+from cnpj_assets.synthetic import ReleaseReport
+from cnpj_assets.synthetic.scale import REAL_RELEASE_ROWS, REAL_ROWS, companies_at_scale
+from cnpj_assets_tests.helpers import query
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import bench_full  # noqa: E402
+from full_figures import FIXED_BASIS, RELEASE_BASIS, SUM_BASIS, FullRun  # noqa: E402
+
+RELEASE = "2024-06"
+SCALE = 0.0002  # 13,720 companies, ~42 k rows
+
+PER_TABLE = (
+    "load {}",
+    "key and indexes {}",
+    "rows/s {}",
+    "PostgreSQL size {}",
+    "PostgreSQL indexes {}",
+)
+FIGURES = {
+    "generate the release": RELEASE_BASIS,
+    "generator records/s": FIXED_BASIS,
+    "whole load (cnpj-assets load)": RELEASE_BASIS,
+    "rows/s, whole load": FIXED_BASIS,
+    "start-up (process to first event)": FIXED_BASIS,
+    "phase: tables": RELEASE_BASIS,
+    "phase: checks": RELEASE_BASIS,
+    "phase: cnpj_completo": RELEASE_BASIS,
+    "after the last table": RELEASE_BASIS,
+    "peak memory: cnpj-assets load": FIXED_BASIS,
+    "largest member (Estabelecimentos0.zip)": "estabelecimentos rows",
+    "load process while it is read": FIXED_BASIS,
+    "peak memory: largest PostgreSQL process": FIXED_BASIS,
+    "peak memory: PostgreSQL in all": FIXED_BASIS,
+    "database growth": RELEASE_BASIS,
+    "scratch at its peak": RELEASE_BASIS,
+    "scratch left after the load": FIXED_BASIS,
+    "data and scratch at their peak, WAL aside": RELEASE_BASIS,
+    "WAL at its peak": FIXED_BASIS,
+    "disk the load needed": SUM_BASIS,
+    "zips": RELEASE_BASIS,
+    "disk a release needs": SUM_BASIS,
+}
+MAY_BE_ZERO = {"scratch left after the load", "WAL at its peak"}  # WAL: within its segments
+
+
+@pytest.fixture(scope="module")
+def measured(
+    postgres_server: ServerUrl, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[FullRun, ReleaseReport, Path]]:
+    landing = tmp_path_factory.mktemp("bench_full_landing")
+    with pytest.MonkeyPatch.context() as environment:
+        for key in ("DAGSTER_HOME", "DAGSTER_PG_URL"):  # the instance sets them: restore them
+            environment.setenv(key, "")
+        run = bench_full.measure(SCALE, RELEASE, landing, interval=0.1, progress=lambda _: None)
+    yield run, ReleaseReport.load(landing / RELEASE), landing
+
+
+def test_every_figure_is_measured_for_every_table(
+    measured: tuple[FullRun, ReleaseReport, Path],
+) -> None:
+    run, report, landing = measured
+    assert report.rows == companies_at_scale(SCALE)
+    assert run.rows == {table: report.expected_loaded(table) for table in TABLES}
+    per_table = {form.format(table) for form in PER_TABLE for table in TABLES}
+    assert {f.name for f in run.figures} == set(FIGURES) | per_table
+    for figure in run.figures:
+        if figure.name in MAY_BE_ZERO:
+            assert figure.measured >= 0, figure.name
+        else:
+            assert figure.measured > 0, figure.name
+    assert run.figure("scratch left after the load").measured == 0
+    zips = sum((landing / RELEASE / f.zip).stat().st_size for f in report.files)
+    assert zips <= run.figure("zips").measured < zips + 37 * 4096  # allocated blocks
+
+
+def test_projections_follow_the_basis_each_figure_names(
+    measured: tuple[FullRun, ReleaseReport, Path],
+) -> None:
+    run, report, _ = measured
+    loaded = {table: report.expected_loaded(table) for table in TABLES}
+    expected_factor = {
+        FIXED_BASIS: 1.0,
+        RELEASE_BASIS: REAL_RELEASE_ROWS / sum(loaded.values()),
+        **{f"{t} rows": REAL_ROWS.get(t, rows) / rows for t, rows in loaded.items()},
+    }
+    for name, basis in FIGURES.items():
+        assert run.figure(name).basis == basis, name
+    for table in TABLES:
+        assert run.figure(f"rows/s {table}").basis == FIXED_BASIS
+        for form in (
+            "load {}",
+            "key and indexes {}",
+            "PostgreSQL size {}",
+            "PostgreSQL indexes {}",
+        ):
+            assert run.figure(form.format(table)).basis == f"{table} rows"
+    for figure in run.figures:
+        if figure.basis == SUM_BASIS:
+            parts = [run.figure(name) for name in figure.parts]
+            assert len(parts) >= 2, figure.name
+            assert figure.measured == pytest.approx(sum(p.measured for p in parts))
+            assert figure.projected == pytest.approx(sum(p.projected for p in parts))
+        else:
+            assert figure.factor == pytest.approx(expected_factor[figure.basis]), figure.name
+            assert figure.projected == pytest.approx(figure.measured * figure.factor)
+    saved = json.loads(run.to_json())
+    assert [(f["name"], f["projected"]) for f in saved["figures"]] == [
+        (f.name, f.projected) for f in run.figures
+    ]
+
+
+def test_it_drops_the_release_and_removes_the_scratch(
+    measured: tuple[FullRun, ReleaseReport, Path], postgres_server: ServerUrl
+) -> None:
+    left = query(
+        postgres_server,
+        "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'cnpj' AND relname LIKE %s",
+        ("%" + RELEASE.replace("-", "_") + "%",),
+    )
+    assert left == []
+    assert not (cnpj_home() / "scratch").exists()
+    assert "load_release" in (cnpj_home() / bench_full.LOG_NAME).read_text()
