@@ -42,7 +42,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_release import drop_release, phases  # noqa: E402
-from common import RELEASE, checkpoint  # noqa: E402
+from common import RELEASE, checkpoint, postgres_cpu_seconds  # noqa: E402
 from full_figures import (  # noqa: E402
     FIXED_BASIS,
     RELEASE_BASIS,
@@ -97,6 +97,8 @@ class LoadRun:
     started: float  # epoch seconds
     ended: float
     peak_rss: int  # bytes, from the kernel when the process ended
+    cpu_seconds: float  # its CPU, user and system, from the kernel when it ended
+    postgres_cpu: float  # the server's processes' CPU while it ran
     run_id: str
     sampler: UsageSampler
 
@@ -160,9 +162,9 @@ def run_load(
     with log.open("w") as output:
         started = time.time()
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
-        sampler = UsageSampler(
-            process.pid, postmaster_pid(data_dir), data_dir, cnpj_home() / "scratch", interval
-        )
+        postmaster = postmaster_pid(data_dir)
+        postgres_cpu = postgres_cpu_seconds(postmaster)
+        sampler = UsageSampler(process.pid, postmaster, data_dir, cnpj_home() / "scratch", interval)
         sampler.start()
         next_report = time.monotonic() + PROGRESS_SECONDS
         while True:
@@ -174,13 +176,15 @@ def run_load(
                 next_report += PROGRESS_SECONDS
             time.sleep(0.2)
         ended = time.time()
+        postgres_cpu = postgres_cpu_seconds(postmaster) - postgres_cpu
         sampler.stop()
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
         raise RuntimeError(f"cnpj-assets load exited with {process.returncode}:\n{tail}")
     (run_id,) = set(instance.get_run_ids(filters)) - runs_before
-    return LoadRun(started, ended, usage.ru_maxrss * 1024, run_id, sampler)
+    cpu = usage.ru_utime + usage.ru_stime
+    return LoadRun(started, ended, usage.ru_maxrss * 1024, cpu, postgres_cpu, run_id, sampler)
 
 
 def database_bytes(server: ServerUrl) -> int:
@@ -231,6 +235,8 @@ def time_figures(
     found += [
         figure("whole load (cnpj-assets load)", "s", seconds, RELEASE_BASIS),
         figure("rows/s, whole load", "rows/s", rows / seconds, FIXED_BASIS, "a rate"),
+        figure("CPU: cnpj-assets load", "core-s", load.cpu_seconds, RELEASE_BASIS),
+        figure("CPU: PostgreSQL", "core-s", load.postgres_cpu, RELEASE_BASIS),
         figure(
             "start-up (process to first event)",
             "s",

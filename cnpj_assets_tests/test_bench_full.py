@@ -40,6 +40,8 @@ FIGURES = {
     "generator records/s": FIXED_BASIS,
     "whole load (cnpj-assets load)": RELEASE_BASIS,
     "rows/s, whole load": FIXED_BASIS,
+    "CPU: cnpj-assets load": RELEASE_BASIS,
+    "CPU: PostgreSQL": RELEASE_BASIS,
     "start-up (process to first event)": FIXED_BASIS,
     "phase: tables": RELEASE_BASIS,
     "phase: checks": RELEASE_BASIS,
