@@ -1,6 +1,7 @@
 """A release at a given scale, loaded as a user loads it: time, memory and disk to plan for.
 
 Usage: python benchmarks/bench_full.py --scale 0.25 [--landing DIR] [--json PATH]
+                                        [--min-free-gib 5]
 
 Writes a synthetic release `--scale` times a real one (`cnpj-assets fake-release
 --scale`, with the real-world quirks; reused from `--landing` when it is already there
@@ -12,11 +13,14 @@ measured alone: its peak comes from the kernel when it ends (wait4's ru_maxrss),
 thread samples it, PostgreSQL's processes, the data and scratch folders and the free
 disk twice a second. Reported, and projected to S = 1.0 with the formula of each:
 - wall time in all and per phase (the run's event log: the span of the table steps,
-  of the checks, of cnpj_completo, the time after the last table), rows/s per table;
+  of the checks, of cnpj_completo, the time after the last table), rows/s per table,
+  and the CPU of the load process and of PostgreSQL (steadier than wall time when
+  the machine is shared: what compares two scales);
 - peak memory of the load process, of the largest PostgreSQL process and of PostgreSQL
   in all, the largest member's size and the load's memory while it was read;
 - PostgreSQL's size of each table and of its indexes, the database's growth, the zips,
-  the scratch folder at its peak and the disk the run needed.
+  the scratch folder at its peak and the disk the run needed (a load that would leave
+  less than `--min-free-gib` free is stopped).
 It cleans up after itself: the release's tables are dropped, the scratch folder is
 removed, and so is the generated release unless `--landing` asked to keep it. The
 load's output stays in $CNPJ_HOME/bench_full_load.log (overwritten by the next run).
@@ -153,8 +157,13 @@ def run_load(
     interval: float,
     log: Path,
     progress: Progress,
+    min_free_disk: int,
 ) -> LoadRun:
-    """Run `cnpj-assets load` in its own process, sampled until it ends."""
+    """Run `cnpj-assets load` in its own process, sampled until it ends.
+
+    A load that would leave less than `min_free_disk` free is stopped: the machine is
+    shared, and a projection can be wrong.
+    """
     filters = dg.RunsFilter(job_name="load_release", tags={"dagster/partition": release})
     runs_before = set(instance.get_run_ids(filters))
     command = [sys.executable, "-m", "cnpj_assets.cli", "load"]
@@ -171,6 +180,14 @@ def run_load(
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 break
+            if sampler.samples[-1].free_disk < min_free_disk:
+                process.terminate()
+                os.waitpid(process.pid, 0)
+                sampler.stop()
+                raise RuntimeError(
+                    f"stopped the load: {sampler.samples[-1].free_disk:,} bytes free on "
+                    f"{data_dir}'s file system, under the {min_free_disk:,} kept for the machine"
+                )
             if time.monotonic() >= next_report:
                 progress(_status_line(sampler, started, log))
                 next_report += PROGRESS_SECONDS
@@ -313,10 +330,10 @@ def disk_figures(
         first.data_bytes - first.wal_bytes + first.scratch_bytes
     )
     data = figure("data and scratch at their peak, WAL aside", "bytes", beyond_wal, RELEASE_BASIS)
-    wal = figure(
+    wal = figure(  # all of it, not its growth: a busy server keeps its WAL segments
         "WAL at its peak",
         "bytes",
-        max(s.wal_bytes for s in samples) - first.wal_bytes,
+        max(s.wal_bytes for s in samples),
         FIXED_BASIS,
         "bounded by max_wal_size, not by rows",
     )
@@ -347,6 +364,7 @@ def measure(
     landing: Path | None = None,
     interval: float = 0.5,
     progress: Progress = print,
+    min_free_disk: int = 5 * 1024**3,
 ) -> FullRun:
     """Generate (or reuse) the release, load it as the CLI does, measure, then clean up."""
     server = server_url()
@@ -364,7 +382,9 @@ def measure(
             database_before = database_bytes(server)
             log = cnpj_home() / LOG_NAME
             progress(f"cnpj-assets load --release {release}: its output goes to {log}")
-            load = run_load(instance, release, folder, data_dir, interval, log, progress)
+            load = run_load(
+                instance, release, folder, data_dir, interval, log, progress, min_free_disk
+            )
             audit = Audit.of(server, load.run_id)
             database_growth = database_bytes(server) - database_before
         finally:
@@ -395,9 +415,18 @@ def main() -> None:
     parser.add_argument("--release", default=RELEASE, help="YYYY-MM to write and load")
     parser.add_argument("--landing", help="keep (and reuse) the release here, not in a temp dir")
     parser.add_argument("--json", help="also write the figures as JSON to this file")
+    parser.add_argument(
+        "--min-free-gib", type=float, default=5, help="stop the load below this much free disk"
+    )
     args = parser.parse_args()
     landing = Path(args.landing).resolve() if args.landing else None
-    run = measure(args.scale, args.release, landing, progress=lambda line: print(line, flush=True))
+    run = measure(
+        args.scale,
+        args.release,
+        landing,
+        progress=lambda line: print(line, flush=True),
+        min_free_disk=int(args.min_free_gib * 1024**3),
+    )
     print(run.render())
     if args.json:
         Path(args.json).write_text(run.to_json() + "\n")
