@@ -38,6 +38,7 @@ PER_TABLE = (
 FIGURES = {
     "generate the release": RELEASE_BASIS,
     "generator records/s": FIXED_BASIS,
+    "CPU: generate the release": RELEASE_BASIS,
     "whole load (cnpj-assets load)": RELEASE_BASIS,
     "rows/s, whole load": FIXED_BASIS,
     "CPU: cnpj-assets load": RELEASE_BASIS,
