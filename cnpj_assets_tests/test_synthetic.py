@@ -11,6 +11,8 @@ import datetime as dt
 import io
 import json
 import re
+import subprocess
+import sys
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -177,6 +179,22 @@ def test_processes_write_the_same_release_as_one_process(tmp_path: Path) -> None
     alone, side_by_side = files(1), files(3)
     assert len(alone) == 38  # 37 zips and quirks.json, the report in the same order
     assert side_by_side == alone
+
+
+def test_a_script_without_a_main_guard_gets_a_clear_error(tmp_path: Path) -> None:
+    """Spawned workers import the calling script again: without the guard, it says so."""
+    script = tmp_path / "make_release.py"
+    script.write_text(
+        "from pathlib import Path\n"
+        "from cnpj_assets.synthetic import write_release\n"
+        f"write_release('{RELEASE}', 200, Path({str(tmp_path)!r}), workers=2)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0
+    assert "WorkerDied: a process writing the zips of" in done.stderr
+    assert 'outside `if __name__ == "__main__":`' in done.stderr
 
 
 def test_scale_gives_the_real_row_counts_times_the_scale(

@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from cnpj_assets.specs import TABLES
@@ -30,6 +31,10 @@ MICROSECONDS_PER_COMPANY = {  # one core, measured at 1 M companies: only the or
 }
 
 _writer: ZipWriter | None = None  # the worker process's own writer, made once
+
+
+class WorkerDied(RuntimeError):
+    """A worker process ended without its result; the message lists the usual causes."""
 
 
 def default_workers(rows: int) -> int:
@@ -103,6 +108,13 @@ def write_zips(
             result = written[futures[future].zip_name] = future.result()
             if progress:
                 progress(_line(result, len(written), len(tasks), started))
+    except BrokenProcessPool as error:
+        raise WorkerDied(
+            f"a process writing the zips of {folder} died before it finished: killed, out "
+            "of memory, or started by a script that calls write_release outside "
+            '`if __name__ == "__main__":` (each spawned worker imports that script again); '
+            "workers=1 writes them in this process"
+        ) from error
     finally:
         pool.shutdown(cancel_futures=True)
     return [written[task.zip_name] for task in tasks]
