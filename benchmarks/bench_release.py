@@ -53,6 +53,7 @@ from cnpj_assets.definitions import defs, release_job  # noqa: E402
 from cnpj_assets.executor import threaded_executor  # noqa: E402
 from cnpj_assets.instance import get_instance  # noqa: E402
 from cnpj_assets.postgres.server import ServerUrl, server_url  # noqa: E402
+from cnpj_assets.releases.changes import CHANGES  # noqa: E402
 from cnpj_assets.specs import TABLES  # noqa: E402
 from cnpj_assets.synthetic import write_release  # noqa: E402
 from cnpj_assets.synthetic.scale import REAL_RELEASE_ROWS  # noqa: E402
@@ -101,11 +102,11 @@ class JobRun:
 
 
 def _phase_of(step_key: str) -> str:
+    """checks, tables, or the step's own asset (cnpj_completo, changes, cnpj_current)."""
     if step_key.endswith("_checks"):
         return "checks"
-    if step_key == "cnpj__cnpj_completo":
-        return "cnpj_completo"
-    return "tables"
+    name = step_key.removeprefix("cnpj__")
+    return "tables" if name in TABLES else name
 
 
 def phases(instance: dg.DagsterInstance, run_id: str) -> dict[str, Phase]:
@@ -135,7 +136,7 @@ def phases(instance: dg.DagsterInstance, run_id: str) -> dict[str, Phase]:
 
 def drop_release(server: ServerUrl, release: str = RELEASE) -> None:
     """Drop every table of the release, so the next job is a first load (untimed)."""
-    for spec in [*TABLES.values(), COMPLETO]:
+    for spec in [*TABLES.values(), COMPLETO, CHANGES]:
         drop_release_tables(server, spec, release)
 
 

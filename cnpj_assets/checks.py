@@ -29,7 +29,12 @@ import dagster as dg
 import psycopg
 
 from cnpj_assets.assets import GROUP, RELEASES
-from cnpj_assets.audit.queries import CompletedLoad, latest_completed_load
+from cnpj_assets.audit.queries import (
+    CompletedLoad,
+    latest_completed_load,
+    published_before,
+    rows_loaded,
+)
 from cnpj_assets.quality import deep
 from cnpj_assets.quality.counted import CountedLoad
 from cnpj_assets.quality.rules import (
@@ -38,6 +43,7 @@ from cnpj_assets.quality.rules import (
     REFERENTIAL_INTEGRITY,
     REJECT_RATIO,
     ROW_ACCOUNTING,
+    ROW_COUNT_DRIFT,
     check_names,
 )
 from cnpj_assets.resources import PostgresResource
@@ -55,9 +61,18 @@ class CheckMode(enum.Enum):
 
 
 class QualityConfig(dg.Config):
-    """Thresholds and mode of the checks, settable per run in the launchpad."""
+    """Thresholds and mode of the checks, settable per run in the launchpad.
+
+    The drift bounds come from how real releases change: a fact table grows by well
+    under 1% a month and hardly ever shrinks (closed companies stay, as `baixada`), so a
+    release that shrinks or jumps is more likely partial or broken than real. Lookups
+    (a few hundred codes) may gain or lose a code or two.
+    """
 
     max_reject_ratio: float = 0.001  # rejected records / input records above this: ERROR
+    max_shrink: float = 0.005  # a fact table with fewer rows than this below the last: ERROR
+    max_growth: float = 0.05  # a fact table with more rows than this above the last: ERROR
+    lookup_max_change: float = 0.2  # a lookup's rows changed by more than this share: ERROR
     mode: CheckMode = CheckMode.AUTO
 
 
@@ -269,6 +284,50 @@ class _Evaluation:
             metadata,
         )
 
+    def row_count_drift(self, config: QualityConfig) -> dg.AssetCheckResult:
+        """The release's rows against the last published release's, within bounds (ERROR).
+
+        Compared with the newest published release older than this one, so a backfill
+        of an old release is compared with what came before it, not after.
+        """
+        mode, rows = (
+            (IN_LOAD, self.load.rows)
+            if self.counted
+            else (DEEP, deep.row_count(self.connection, self.spec, self.release))
+        )
+        previous = published_before(self.connection, self.release)
+        before = rows_loaded(self.connection, self.spec.name, previous) if previous else None
+        if previous is None or not before:
+            return _result(
+                self.spec,
+                ROW_COUNT_DRIFT,
+                True,
+                dg.AssetCheckSeverity.ERROR,
+                f"{rows} rows; no release published before {self.release} to compare with",
+                self._metadata(mode, rows=dg.MetadataValue.int(rows)),
+            )
+        change = rows / before - 1
+        low, high = (
+            (-config.lookup_max_change, config.lookup_max_change)
+            if self.spec.is_lookup
+            else (-config.max_shrink, config.max_growth)
+        )
+        passed = low <= change <= high
+        description = (
+            f"{rows} rows against {before} in {previous} ({change:+.2%}), "
+            f"{'within' if passed else 'outside'} {low:+.2%}..{high:+.2%}"
+        )
+        metadata = self._metadata(
+            mode,
+            rows=dg.MetadataValue.int(rows),
+            previous_release=dg.MetadataValue.text(previous),
+            previous_rows=dg.MetadataValue.int(before),
+            change=dg.MetadataValue.float(round(change, 6)),
+        )
+        return _result(
+            self.spec, ROW_COUNT_DRIFT, passed, dg.AssetCheckSeverity.ERROR, description, metadata
+        )
+
     def cnpj_check_digits(self) -> dg.AssetCheckResult:
         """Share of the table's full CNPJs whose two check digits are wrong."""
         source = self.spec.full_cnpj
@@ -332,6 +391,7 @@ def evaluate(
     runners: dict[str, Callable[[], dg.AssetCheckResult]] = {
         ROW_ACCOUNTING: evaluation.row_accounting,
         REJECT_RATIO: lambda: evaluation.reject_ratio(config.max_reject_ratio),
+        ROW_COUNT_DRIFT: lambda: evaluation.row_count_drift(config),
         KEY_UNIQUENESS: evaluation.key_uniqueness,
         REFERENTIAL_INTEGRITY: evaluation.referential_integrity,
         CNPJ_CHECK_DIGITS: evaluation.cnpj_check_digits,
@@ -344,6 +404,7 @@ _DESCRIPTIONS = {
     KEY_UNIQUENESS: "Key values that repeat, with a sample; duplicates are kept (WARN).",
     REFERENTIAL_INTEGRITY: "Codes missing from the table they reference, per column (WARN).",
     REJECT_RATIO: "Rejected records over all records, above max_reject_ratio (ERROR).",
+    ROW_COUNT_DRIFT: "Rows against the last published release's, within bounds (ERROR).",
     CNPJ_CHECK_DIGITS: "Share of full CNPJs with wrong check digits, alphanumeric rule (WARN).",
 }
 

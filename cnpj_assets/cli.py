@@ -7,11 +7,25 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg
+
+from cnpj_assets.landing import ReleaseError
+
 
 def _fake_release(args: argparse.Namespace) -> int:
     from cnpj_assets.synthetic import write_release
     from cnpj_assets.synthetic.processes import default_workers
     from cnpj_assets.synthetic.scale import companies_at_scale
+
+    if args.previous:
+        from cnpj_assets.synthetic.evolve import evolve_release
+
+        changes = evolve_release(Path(args.previous), args.release, Path(args.out), args.seed)
+        print(
+            f"{args.release}: {len(changes)} changes since {Path(args.previous).name}, in "
+            f"{Path(args.out) / args.release / 'changes.json'}"
+        )
+        return 0
 
     rows = args.rows if args.scale is None else companies_at_scale(args.scale)
     workers = args.workers or default_workers(rows)
@@ -60,6 +74,18 @@ def _ui(args: argparse.Namespace) -> int:
     return ui(args.port)
 
 
+def _history(args: argparse.Namespace) -> int:
+    from cnpj_assets.releases.history import run
+
+    return run(args.cnpj, as_json=args.json)
+
+
+def _releases(args: argparse.Namespace) -> int:
+    from cnpj_assets.commands import releases
+
+    return releases(as_json=args.json)
+
+
 def _lineage(args: argparse.Namespace) -> int:
     from cnpj_assets.lineage import run
 
@@ -70,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cnpj-assets", description="Load the Receita Federal CNPJ open data into PostgreSQL."
     )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     commands = parser.add_subparsers(dest="command", required=True)
 
     fake = commands.add_parser("fake-release", help="write a synthetic release of 37 zips")
@@ -84,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     fake.add_argument("--quirks", action="store_true", help="add the real-world quirks")
     fake.add_argument(
         "--workers", type=int, help="processes writing zips (default: one per core from 100 k rows)"
+    )
+    fake.add_argument(
+        "--previous",
+        help="a release folder (made without --quirks) to evolve into the next month; "
+        "the changes go to OUT/RELEASE/changes.json",
     )
     fake.set_defaults(handler=_fake_release)
 
@@ -103,6 +135,19 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(handler=_ui)
 
+    history = commands.add_parser(
+        "history", help="a company or establishment across releases, with its changes"
+    )
+    history.add_argument("cnpj", help="14-character CNPJ or 8-character base, punctuated or not")
+    history.add_argument("--json", action="store_true", help="print JSON instead of text")
+    history.set_defaults(handler=_history)
+
+    releases = commands.add_parser(
+        "releases", help="every release: published or why not, rows, size, times"
+    )
+    releases.add_argument("--json", action="store_true", help="print JSON instead of lines")
+    releases.set_defaults(handler=_releases)
+
     lineage = commands.add_parser("lineage", help="where every row of a CNPJ came from")
     lineage.add_argument("cnpj", help="14-character CNPJ or 8-character base, punctuated or not")
     lineage.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -111,8 +156,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; a refused release or an unreachable database is one line on stderr
+    (exit 2), with the traceback only under --debug."""
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except (ReleaseError, psycopg.OperationalError) as error:
+        if args.debug:
+            raise
+        first_line = (
+            str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        )
+        print(f"cnpj-assets {args.command}: {first_line}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

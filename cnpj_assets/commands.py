@@ -15,8 +15,8 @@ from cnpj_assets import lineage
 from cnpj_assets.assets import RELEASES
 from cnpj_assets.definitions import release_job
 from cnpj_assets.instance import get_instance, prepare_instance_home
-from cnpj_assets.landing import discover_release
 from cnpj_assets.postgres.server import ServerUrl, cnpj_home, server_url
+from cnpj_assets.releases.precheck import checked_release
 
 SUMMARY_SQL = """
 SELECT table_name, status, rows, rejects, duplicate_keys, seconds, target_table
@@ -43,7 +43,7 @@ def load_release(release: str, landing: Path) -> int:
     The declared job, not an ad-hoc selection: its run page in the UI can be
     re-executed, and its executor runs independent steps side by side.
     """
-    discover_release(landing, release)
+    checked_release(landing, release)
     server = server_url()
     instance = get_instance(server)
     instance.add_dynamic_partitions(RELEASES.name, [release])
@@ -56,6 +56,7 @@ def load_release(release: str, landing: Path) -> int:
         run_config=release_run_config(landing),
     )
     print_summary(server, result.run_id)
+    print_publication(server, result.run_id, release)
     if not result.success:
         print(f"load of {release} FAILED; see the run {result.run_id} in `cnpj-assets ui`")
         return 1
@@ -76,6 +77,22 @@ def print_summary(server: ServerUrl, run_id: str) -> None:
             f"{table:<16} {status:<10} {count:>12,} {rejects:>8,} {duplicates or 0:>8,} "
             f"{seconds or 0:>7.1f} {rate:>10,.0f}"
         )
+
+
+def print_publication(server: ServerUrl, run_id: str, release: str) -> None:
+    """What the run's publication step decided, in one line."""
+    with psycopg.connect(server.url) as connection:
+        row = connection.execute(
+            "SELECT outcome, reason FROM cnpj_audit.publication WHERE dagster_run_id = %s "
+            "ORDER BY id DESC LIMIT 1",
+            (run_id,),
+        ).fetchone()
+    if row is None:
+        print(f"\n{release} was not considered for publication (the run stopped before)")
+    elif row[0] == "published":
+        print(f"\n{release} published: cnpj_current shows it ({row[1]})")
+    else:
+        print(f"\n{release} {row[0]}: {row[1]}")
 
 
 def print_lineage_example(server: ServerUrl, release: str) -> None:
@@ -111,3 +128,21 @@ def ui(port: int) -> int:
     command = [dagster, "dev", "-m", "cnpj_assets.definitions", "-p", str(port)]
     print(f"Dagster UI on http://127.0.0.1:{port} (instance {home})", flush=True)
     return subprocess.call(command)
+
+
+def releases(as_json: bool) -> int:
+    """Print every release the database knows, one line each (or JSON)."""
+    from cnpj_assets.audit.schema import ensure_audit_schema
+    from cnpj_assets.releases.status import release_statuses, releases_json
+
+    with psycopg.connect(server_url().url, autocommit=True) as connection:
+        ensure_audit_schema(connection)
+        statuses = release_statuses(connection)
+    if as_json:
+        print(releases_json(statuses))
+        return 0
+    for status in statuses:
+        print(status.line())
+    if not statuses:
+        print("no release loaded yet")
+    return 0

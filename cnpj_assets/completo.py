@@ -29,7 +29,7 @@ import psycopg
 from psycopg import sql
 
 from cnpj_assets.assets import GROUP, RELEASES
-from cnpj_assets.audit import AuditService
+from cnpj_assets.audit.derived import audited_build
 from cnpj_assets.audit.queries import latest_completed_load
 from cnpj_assets.loader import RunInfo
 from cnpj_assets.postgres import tables
@@ -42,20 +42,14 @@ from cnpj_assets.specs import (
     TABLES,
     ColumnKind,
     TableSpec,
+    derived_table,
 )
 
-COMPLETO = TableSpec(
-    name="cnpj_completo",
-    zip_base="",
-    member_suffix="",
-    member_template="",
-    columns=(),
-    key=ESTABELECIMENTOS.key,
-    index_columns=ESTABELECIMENTOS.index_columns,
-    description=(
-        "One row per establishment with its company, Simples, partners and lookups (a view)."
-    ),
-    file_count=0,
+COMPLETO = derived_table(
+    "cnpj_completo",
+    "One row per establishment with its company, Simples, partners and lookups (a view).",
+    ESTABELECIMENTOS.key,
+    ESTABELECIMENTOS.index_columns,
 )
 """The table's identity for the child/swap helpers of postgres.tables; it has no files,
 and its columns (a jsonb one among them) are COLUMNS below, not ColumnSpecs."""
@@ -235,14 +229,15 @@ def ensure_view(connection: psycopg.Connection) -> None:
 
     A view that already has this definition is not touched: replacing it, even by
     itself, takes an exclusive lock that would queue its readers. Its comment carries
-    the definition's hash. The table of earlier versions of the project, a partitioned
+    the definition's hash; the advisory lock is the one `tables.ensure_parent` takes, as
+    both may create the schema. The table of earlier versions of the project, a partitioned
     copy built per release, is dropped: the view replaces it.
     """
     definition = view_statement().as_string(connection)
     digest = hashlib.sha256(definition.encode()).hexdigest()
     comment = f"{COMPLETO.description} Definition sha256 {digest}."
     with connection.transaction():
-        connection.execute("SELECT pg_advisory_xact_lock(hashtext('cnpj.cnpj_completo view'))")
+        connection.execute("SELECT pg_advisory_xact_lock(hashtext('cnpj schema'))")
         kind, current = connection.execute(
             "SELECT c.relkind, obj_description(c.oid, 'pg_class') FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
@@ -314,39 +309,28 @@ def build_completo(
 ) -> CompletoSummary:
     """Make the release readable in cnpj_completo (and copy it to a table if asked), audited.
 
-    The build is a table_load of its own (no files: it reads the loaded tables), so
-    the audit says which run built which release, with its rows and its status. The
-    view has one row per establishment, so its rows and repeated keys are those of the
+    The build is a table_load of its own (`audited_build`). The view has one row per
+    establishment, so its rows and repeated keys are those of the
     release's establishments load: no scan is needed to count them.
     """
     started = time.perf_counter()
-    audit = AuditService(database_url)
-    try:
-        with (
-            psycopg.connect(database_url, autocommit=True) as data,
-            audit.table_context(
-                COMPLETO.name,
-                release,
-                asset_key=run.asset_key,
-                partition_key=run.partition_key,
-                dagster_run_id=run.dagster_run_id,
-            ) as node,
-        ):
-            establishments = latest_completed_load(data, ESTABELECIMENTOS.name, release)
-            if establishments is None:
-                raise LookupError(
-                    f"cnpj_completo {release}: estabelecimentos has no completed load for "
-                    "this release; load it first"
-                )
-            ensure_view(data)
-            node.rows, duplicates = establishments.rows, establishments.duplicate_keys
-            target = f"{tables.SCHEMA}.{COMPLETO.name}"
-            if materialize:
-                duplicates = materialize_copy(data, release, node.id)
-                target = f"{tables.SCHEMA}.{copy_name(release)}"
-            node.extra.update({"target_table": target, "duplicate_keys": duplicates})
-    finally:
-        audit.close()
+    with audited_build(database_url, COMPLETO.name, release, run.asset_key, run.dagster_run_id) as (
+        data,
+        node,
+    ):
+        establishments = latest_completed_load(data, ESTABELECIMENTOS.name, release)
+        if establishments is None:
+            raise LookupError(
+                f"cnpj_completo {release}: estabelecimentos has no completed load for "
+                "this release; load it first"
+            )
+        ensure_view(data)
+        node.rows, duplicates = establishments.rows, establishments.duplicate_keys
+        target = f"{tables.SCHEMA}.{COMPLETO.name}"
+        if materialize:
+            duplicates = materialize_copy(data, release, node.id)
+            target = f"{tables.SCHEMA}.{copy_name(release)}"
+        node.extra.update({"target_table": target, "duplicate_keys": duplicates})
     return CompletoSummary(
         node.id, target, node.rows, duplicates, time.perf_counter() - started, materialize
     )

@@ -5,6 +5,8 @@ import dagster as dg
 from cnpj_assets.assets import TABLE_ASSETS, load_release_job
 from cnpj_assets.checks import TABLE_CHECKS
 from cnpj_assets.completo import cnpj_completo
+from cnpj_assets.defs.changes import changes
+from cnpj_assets.defs.publication import cnpj_current
 from cnpj_assets.resources import build_resources
 from cnpj_assets.sensors import landing_sensor
 from cnpj_assets.source import (
@@ -15,7 +17,7 @@ from cnpj_assets.source import (
 )
 
 defs = dg.Definitions(
-    assets=[*TABLE_ASSETS, cnpj_completo, release_files],
+    assets=[*TABLE_ASSETS, cnpj_completo, cnpj_current, changes, release_files],
     asset_checks=TABLE_CHECKS,
     jobs=[load_release_job, download_and_load_job],
     sensors=[landing_sensor, share_sensor],

@@ -15,7 +15,7 @@ from pathlib import Path
 from cnpj_assets.specs import TABLES, TableSpec, table_for_member, table_for_zip
 
 RELEASE_PATTERN = re.compile(r"(?P<year>20[0-9]{2})-(?P<month>0[1-9]|1[0-2])")
-IGNORED_NAMES = frozenset({"_SUCCESS", "quirks.json"})
+IGNORED_NAMES = frozenset({"_SUCCESS", "quirks.json", "changes.json"})
 
 
 class ReleaseError(ValueError):

@@ -244,6 +244,15 @@ def _row_details(row: LineageRow) -> list[tuple[str, str]]:
     ]
 
 
+def parsed_or_said(text: str, err: TextIO) -> CnpjQuery | None:
+    """The CNPJ the user typed, or None once the reason it is not one was printed."""
+    try:
+        return parse_cnpj(text)
+    except InvalidCnpj as error:
+        print(f"invalid CNPJ: {error}", file=err)
+        return None
+
+
 def run(
     text: str,
     as_json: bool = False,
@@ -259,10 +268,8 @@ def run(
     to the streams of the moment of the call, not of the import.
     """
     out, err = out or sys.stdout, err or sys.stderr
-    try:
-        query = parse_cnpj(text)
-    except InvalidCnpj as error:
-        print(f"invalid CNPJ: {error}", file=err)
+    query = parsed_or_said(text, err)
+    if query is None:
         return EXIT_INVALID
     with psycopg.connect(database_url or server_url().url) as connection:
         rows = find_lineage(connection, query, base_url)

@@ -17,10 +17,11 @@ from typing import Any, NamedTuple
 
 import psycopg
 
-from cnpj_assets.audit import AuditService, audit_tree
+from cnpj_assets.audit import AuditNode, AuditService, audit_tree
 from cnpj_assets.file_copier import FileCopier, ReadStep
 from cnpj_assets.landing import Release, ReleaseFile
 from cnpj_assets.postgres import load_lock, tables
+from cnpj_assets.postgres.brief_locks import LockPolicy
 from cnpj_assets.postgres.copy_pool import CopyPool
 from cnpj_assets.progress import TableProgress
 from cnpj_assets.quality.references import tally_plan
@@ -34,6 +35,7 @@ from cnpj_assets.reader import (
     read_member,
 )
 from cnpj_assets.reader.prefetch import Prefetched
+from cnpj_assets.releases.space import check_space
 from cnpj_assets.resume import adopt_child, drop_leftovers, plan_resume
 from cnpj_assets.specs import TableSpec
 
@@ -54,6 +56,12 @@ class LoadSettings:
     full_reload: bool = False  # ignore what an unfinished load left and start over
     retries: int = 3  # after a lost PostgreSQL connection
     retry_backoff_seconds: float = 2.0  # doubled at each retry
+    lock_timeout_ms: int = LockPolicy.timeout_ms  # longest a swap makes readers queue
+    lock_deadline_seconds: float = LockPolicy.deadline_seconds  # then the swap gives up
+    disk_budget_gb: float | None = None  # for a server elsewhere: the space it may take
+
+    def lock_policy(self) -> LockPolicy:
+        return LockPolicy(self.lock_timeout_ms, self.lock_deadline_seconds)
 
     def reader_settings(self) -> ReaderSettings:
         return ReaderSettings(
@@ -199,6 +207,7 @@ class TableLoader:
             self.progress(f"{spec.name} {release}: dropped the unfinished table of load {dropped}")
         with audit.table_context(spec.name, release, resumed_from=keep, **dagster) as table_node:
             if plan is None:
+                check_space(data, spec, release, files, self.settings.disk_budget_gb)
                 child = tables.create_loading_child(data, spec, release, table_node.id)
             else:
                 child = adopt_child(data, plan, table_node.id)
@@ -232,25 +241,44 @@ class TableLoader:
                         ),
                         resumes,
                     )
-                self.progress(f"{spec.name}: building key and indexes on {table_node.rows:,} rows")
-                indexing_started = time.perf_counter()
-                duplicates = tables.build_indexes(data, child)
-                index_seconds = time.perf_counter() - indexing_started
-                if spec.key:
-                    audit.record_check_counts(
-                        table_node.id, None, [duplicates.audit_row(spec.key, table_node.rows)]
-                    )
-                target = tables.swap_in(data, child)
+                duplicates, index_seconds = self._indexes(audit, data, child, table_node, keep)
+                target = tables.swap_in(data, child, self.settings.lock_policy(), self.progress)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
             table_node.extra.update(
                 {
                     "target_table": target,
-                    "duplicate_keys": duplicates.values,
+                    "duplicate_keys": duplicates,
                     "index_seconds": index_seconds,
                 }
             )
         return TableLoadSummary(table_node.id, target, audit_tree(audit.connection, table_node.id))
+
+    def _indexes(
+        self,
+        audit: AuditService,
+        data: psycopg.Connection,
+        child: tables.LoadingChild,
+        table_node: AuditNode,
+        resumed: int | None,
+    ) -> tuple[int, float]:
+        """Build the key and indexes, unless the resumed load built them before its swap
+        failed: then it only swaps in. Returns repeated key values and build seconds."""
+        spec = child.spec
+        if resumed is not None and tables.has_indexes(data, child):
+            self.progress(
+                f"{spec.name}: key and indexes built by table_load {resumed}; swapping in"
+            )
+            return audit.carry_key_counts(table_node, resumed), 0.0
+        self.progress(f"{spec.name}: building key and indexes on {table_node.rows:,} rows")
+        started = time.perf_counter()
+        duplicates = tables.build_indexes(data, child)
+        seconds = time.perf_counter() - started
+        if spec.key:
+            audit.record_check_counts(
+                table_node.id, None, [duplicates.audit_row(spec.key, table_node.rows)]
+            )
+        return duplicates.values, seconds
 
 
 def _extracted(

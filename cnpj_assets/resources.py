@@ -51,6 +51,9 @@ class LoadSettingsResource(dg.ConfigurableResource):
     full_reload: bool = LoadSettings.full_reload
     retries: int = LoadSettings.retries
     retry_backoff_seconds: float = LoadSettings.retry_backoff_seconds
+    lock_timeout_ms: int = LoadSettings.lock_timeout_ms
+    lock_deadline_seconds: float = LoadSettings.lock_deadline_seconds
+    disk_budget_gb: float | None = LoadSettings.disk_budget_gb
 
     def settings(self) -> LoadSettings:
         values = self.model_dump()

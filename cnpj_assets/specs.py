@@ -274,6 +274,24 @@ TABLES: dict[str, TableSpec] = {
 """All ten tables, lookups first so that iterating loads referenced tables first."""
 
 
+def derived_table(
+    name: str, description: str, key: tuple[str, ...] | None, index_columns: tuple[str, ...]
+) -> TableSpec:
+    """A table built in PostgreSQL from the loaded ones (no files, no CSV columns): its
+    identity for the child, index and swap helpers of postgres.tables."""
+    return TableSpec(
+        name=name,
+        zip_base="",
+        member_suffix="",
+        member_template="",
+        columns=(),
+        key=key,
+        index_columns=index_columns,
+        description=description,
+        file_count=0,
+    )
+
+
 def table_for_zip(zip_name: str) -> TableSpec | None:
     """The table a zip belongs to, by its file name (mirrors rename members, not zips)."""
     for spec in TABLES.values():

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 import psycopg
+import pytest
 
 from cnpj_assets.assets import RELEASES, TABLE_ASSETS
-from cnpj_assets.postgres.server import ServerUrl
+from cnpj_assets.instance import get_instance
+from cnpj_assets.postgres.server import ServerUrl, ensure_database
 from cnpj_assets.resources import build_resources
+from cnpj_assets.synthetic.csvformat import join_record
 from cnpj_assets_tests.conftest import RELEASE
 
+Records = list[list[str]]
 MEMBER = "F.K03200$Z.D61012.CNAECSV"  # a real cnaes member name
 
 
@@ -46,3 +54,33 @@ def query(server: ServerUrl, statement: str, params: tuple = ()) -> list[tuple]:
 
 def count_rows(server: ServerUrl, table: str, release: str = RELEASE) -> int:
     return query(server, f"SELECT count(*) FROM cnpj.{table} WHERE release = %s", (release,))[0][0]
+
+
+def rewrite_member(zip_path: Path, change: Callable[[Records], Records]) -> None:
+    """Rewrite a zip's one CSV member, record by record, in the Receita's dialect."""
+    with zipfile.ZipFile(zip_path) as archive:
+        (info,) = archive.infolist()
+        text = archive.read(info).decode("latin-1")
+    records = list(csv.reader(io.StringIO(text, newline=""), delimiter=";", quotechar='"'))
+    body = "".join(join_record(r) + "\n" for r in change(records))
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(info.filename, body.encode("latin-1"))
+
+
+@contextmanager
+def database_of_its_own(server: ServerUrl, name: str, **env: str) -> Iterator[ServerUrl]:
+    """A database of a test module's own, with the instance `cnpj-assets` would use on it.
+
+    Which release is published is global state of a database: a module that runs the
+    whole release job (and so publishes) keeps it from every other module's releases.
+    """
+    ensure_database(server, name)
+    own = ServerUrl(server.database(name))
+    with pytest.MonkeyPatch.context() as restore:
+        restore.setenv("CNPJ_DATABASE_URL", own.url)
+        for key in ("DAGSTER_HOME", "DAGSTER_PG_URL"):
+            restore.setenv(key, "")
+        for key, value in env.items():
+            restore.setenv(key, value)
+        get_instance(own)
+        yield own

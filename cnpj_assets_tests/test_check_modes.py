@@ -8,10 +8,7 @@ mode must catch what only the data can show: rows the audit vouches for that are
 
 from __future__ import annotations
 
-import csv
-import io
-import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -30,23 +27,11 @@ from cnpj_assets.quality.rules import (
 )
 from cnpj_assets.specs import TABLES
 from cnpj_assets.synthetic import write_release
-from cnpj_assets.synthetic.csvformat import join_record
+from cnpj_assets_tests.helpers import Records, rewrite_member
 from cnpj_assets_tests.oracle import read_table
 from cnpj_assets_tests.test_checks import drop_release, materialize_with_checks
 
 DEFECTIVE = "2026-07"
-Records = list[list[str]]
-
-
-def rewrite_member(zip_path: Path, change: Callable[[Records], Records]) -> None:
-    """Rewrite a zip's one CSV member, record by record, in the Receita's dialect."""
-    with zipfile.ZipFile(zip_path) as archive:
-        (info,) = archive.infolist()
-        text = archive.read(info).decode("latin-1")
-    records = list(csv.reader(io.StringIO(text, newline=""), delimiter=";", quotechar='"'))
-    body = "".join(join_record(r) + "\n" for r in change(records))
-    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(info.filename, body.encode("latin-1"))
 
 
 def _wrong_digits(cnpj: str) -> str:

@@ -57,11 +57,18 @@ def clean_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def drop_release(server: ServerUrl, release: str) -> None:
-    """Drop a release's children, so other modules see only the releases they load."""
+    """Drop a release's children, attached or left by a failed load, so other modules see
+    only the releases they load."""
     with psycopg.connect(server.url, autocommit=True) as connection:
         for spec in TABLES.values():
-            name = sql.Identifier(SCHEMA, child_name(spec, release))
-            connection.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(name))
+            prefix = child_name(spec, release)
+            names = connection.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s "
+                "AND (tablename = %s OR starts_with(tablename, %s))",
+                (SCHEMA, prefix, f"{prefix}_load"),
+            ).fetchall()
+            for (name,) in names:
+                connection.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(SCHEMA, name)))
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,10 @@ import pytest
 from cnpj_assets.assets import LOAD_POOL, RELEASES
 from cnpj_assets.commands import load_release, release_run_config
 from cnpj_assets.definitions import release_job
-from cnpj_assets.instance import get_instance
 from cnpj_assets.postgres.server import ServerUrl
 from cnpj_assets.specs import TABLES
 from cnpj_assets.synthetic import write_release
+from cnpj_assets_tests.helpers import database_of_its_own
 from cnpj_assets_tests.test_checks import drop_release
 
 RELEASE = "2026-05"
@@ -29,13 +29,18 @@ POOL_LIMIT = 2
 
 
 @pytest.fixture(scope="module")
-def instance(postgres_server: ServerUrl) -> Iterator[dg.DagsterInstance]:
+def server(postgres_server: ServerUrl) -> Iterator[ServerUrl]:
+    """A database of its own: the job publishes, which would move other modules' checks."""
+    with database_of_its_own(
+        postgres_server, "cnpj_release_job", CNPJ_LOAD_POOL_LIMIT=str(POOL_LIMIT)
+    ) as own:
+        yield own
+
+
+@pytest.fixture(scope="module")
+def instance(server: ServerUrl) -> dg.DagsterInstance:
     """The instance `cnpj-assets load` uses, with the pool's default limit of 2."""
-    with pytest.MonkeyPatch.context() as restore:
-        for key in ("DAGSTER_HOME", "DAGSTER_PG_URL", "CNPJ_LOAD_POOL_LIMIT"):
-            restore.setenv(key, "")
-        restore.setenv("CNPJ_LOAD_POOL_LIMIT", str(POOL_LIMIT))
-        yield get_instance(postgres_server)
+    return dg.DagsterInstance.get()
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +54,12 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def loaded(
-    instance: dg.DagsterInstance, landing: Path, postgres_server: ServerUrl
+    instance: dg.DagsterInstance, landing: Path, server: ServerUrl
 ) -> Iterator[dg.DagsterRun]:
     assert load_release(RELEASE, landing) == 0
     (run,) = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": RELEASE}))
     yield run
-    drop_release(postgres_server, RELEASE)
+    drop_release(server, RELEASE)
 
 
 def step_spans(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[float, float]]:
@@ -111,7 +116,7 @@ def test_the_jobs_checks_read_the_loads_counts(
 
 
 def test_a_failed_step_fails_the_run_and_skips_only_what_needs_it(
-    instance: dg.DagsterInstance, landing: Path, postgres_server: ServerUrl
+    instance: dg.DagsterInstance, landing: Path, server: ServerUrl
 ) -> None:
     instance.add_dynamic_partitions(RELEASES.name, [BROKEN])
     try:
@@ -122,7 +127,7 @@ def test_a_failed_step_fails_the_run_and_skips_only_what_needs_it(
             run_config=release_run_config(landing),
         )
     finally:
-        drop_release(postgres_server, BROKEN)
+        drop_release(server, BROKEN)
     assert not result.success
     started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
     failed = {e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"}

@@ -127,7 +127,9 @@ def dagster(
     landing = tmp_path_factory.mktemp("e2e_landing")
     write_release(release=LOADED, rows=500, out_dir=landing, seed=21)
     origin = tmp_path_factory.mktemp("e2e_share")
-    write_release(release=PUBLISHED, rows=300, out_dir=origin, seed=22)
+    # the next month as big as the first: the release job publishes only a release whose
+    # tables did not shrink (the drift guard)
+    write_release(release=PUBLISHED, rows=500, out_dir=origin, seed=21)
     logs = tmp_path_factory.mktemp("e2e_logs")
     port = free_port()
     processes: dict[str, subprocess.Popen] = {}

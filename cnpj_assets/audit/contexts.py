@@ -231,6 +231,23 @@ class AuditService:
                 ],
             )
 
+    def carry_key_counts(self, table_node: AuditNode, from_table_load_id: int) -> int:
+        """A resumed load whose key was built by the load it resumes keeps that build's
+        counts; returns its number of repeated key values."""
+        self.connection.execute(
+            "INSERT INTO cnpj_audit.check_count (table_load_id, file_load_id, check_name, "
+            "column_name, checked, failed, failed_values, sample, sample_complete) "
+            "SELECT %s, NULL, check_name, column_name, checked, failed, failed_values, sample, "
+            "sample_complete FROM cnpj_audit.check_count "
+            "WHERE table_load_id = %s AND file_load_id IS NULL",
+            (table_node.id, from_table_load_id),
+        )
+        row = self.connection.execute(
+            "SELECT coalesce(duplicate_keys, 0) FROM cnpj_audit.table_load WHERE id = %s",
+            (from_table_load_id,),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
     def carry_check_counts(self, file_node: AuditNode, from_file_load_id: int) -> None:
         """A file a resumed load skips keeps the counts the dead load took of it."""
         assert file_node.parent is not None, "a file context always has its table's"

@@ -2,7 +2,8 @@
 
 table_load -> file_load -> batch_load -> subbatch_load, each row with its parent's id,
 status, timestamps, counts and error; rejected_row keeps every refused input line, and
-check_count what the quality checks counted during the load.
+check_count what the quality checks counted during the load, publication every attempt
+to publish a release.
 Data rows point at subbatch_load.id through their `_subbatch_id` column.
 """
 
@@ -125,6 +126,23 @@ CREATE TABLE IF NOT EXISTS cnpj_audit.check_count (
     sample jsonb NOT NULL,
     sample_complete boolean NOT NULL
 );
+
+-- every publication attempt: published (cnpj_current moved), kept (an older release:
+-- cnpj_current stays) or refused (with the checks that failed)
+CREATE TABLE IF NOT EXISTS cnpj_audit.publication (
+    id bigserial PRIMARY KEY,
+    release text NOT NULL,
+    previous_release text,
+    outcome text NOT NULL,
+    forced boolean NOT NULL DEFAULT false,
+    reason text NOT NULL,
+    dagster_run_id text,
+    published_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+
+-- a release dropped by retention keeps its audit rows, marked here
+ALTER TABLE cnpj_audit.table_load ADD COLUMN IF NOT EXISTS dropped_at timestamptz;
+ALTER TABLE cnpj_audit.table_load ADD COLUMN IF NOT EXISTS dropped_bytes bigint;
 
 CREATE INDEX IF NOT EXISTS check_count_table_load_id ON cnpj_audit.check_count (table_load_id);
 CREATE INDEX IF NOT EXISTS file_load_table_load_id ON cnpj_audit.file_load (table_load_id);

@@ -9,16 +9,17 @@ table. Every identifier goes through psycopg.sql.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
 
+from cnpj_assets.postgres.brief_locks import LockPolicy, with_brief_locks
 from cnpj_assets.quality.duplicate_keys import DuplicateKeys, count_duplicate_keys
 from cnpj_assets.specs import ColumnKind, TableSpec
 
 SCHEMA = "cnpj"
-PARENTS_LOCK = "cnpj.parents"  # advisory lock of the schema and parents' creation
 LINEAGE_COLUMN = "_subbatch_id"
 
 
@@ -46,23 +47,26 @@ def qualified(name: str) -> sql.Identifier:
 def ensure_parent(connection: psycopg.Connection, spec: TableSpec) -> None:
     """Create the schema and the table's partitioned parent if they are missing.
 
-    One session at a time (an advisory lock): `IF NOT EXISTS` looks, then inserts, so
-    two loads starting at once on a fresh database both created the schema and one
-    failed on pg_namespace's unique index (36 of 50 such calls, measured).
+    An existing parent is left alone (no DDL, no lock, no CREATE right needed). Loads
+    running side by side create them under an advisory lock: two concurrent `CREATE
+    SCHEMA IF NOT EXISTS` can both find it missing, and one then fails.
     """
+    exists = connection.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.{spec.name}",)).fetchone()
+    if exists and exists[0] is not None:
+        return
     with connection.transaction():
-        connection.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (PARENTS_LOCK,))
+        connection.execute("SELECT pg_advisory_xact_lock(hashtext('cnpj schema'))")
         connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)))
         connection.execute(
             sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}) PARTITION BY LIST (release)").format(
                 qualified(spec.name), _columns_ddl(spec)
             )
         )
-    connection.execute(
-        sql.SQL("COMMENT ON TABLE {} IS {}").format(
-            qualified(spec.name), sql.Literal(spec.description)
+        connection.execute(
+            sql.SQL("COMMENT ON TABLE {} IS {}").format(
+                qualified(spec.name), sql.Literal(spec.description)
+            )
         )
-    )
 
 
 def child_name(spec: TableSpec, release: str) -> str:
@@ -157,6 +161,23 @@ def build_indexes(connection: psycopg.Connection, child: LoadingChild) -> Duplic
     return duplicates
 
 
+def has_indexes(connection: psycopg.Connection, child: LoadingChild) -> bool:
+    """Whether the child has its key and lineage indexes: a resumed load built them before
+    its swap failed. A build cut short (one of the two) has them dropped to start over."""
+    names = [
+        name
+        for (name,) in connection.execute(
+            "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = %s::regclass",
+            (f"{SCHEMA}.{child.name}",),
+        ).fetchall()
+    ]
+    if len(names) == 2:
+        return True
+    for name in names:
+        connection.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(*name.split("."))))
+    return False
+
+
 def _create_key_index(connection: psycopg.Connection, child: LoadingChild, unique: bool) -> None:
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in child.spec.index_columns)
     connection.execute(
@@ -169,11 +190,22 @@ def _create_key_index(connection: psycopg.Connection, child: LoadingChild, uniqu
     )
 
 
-def swap_in(connection: psycopg.Connection, child: LoadingChild) -> str:
-    """Replace the release's attached child with this one, atomically; return its name."""
+def swap_in(
+    connection: psycopg.Connection,
+    child: LoadingChild,
+    policy: LockPolicy,
+    say: Callable[[str], None],
+) -> str:
+    """Replace the release's attached child with this one, atomically; return its name.
+
+    The locks are taken briefly (`brief_locks`): readers of the table wait at most the
+    policy's timeout, and a swap that cannot get its locks before the deadline fails
+    naming who holds them, leaving this child as it is for the next run to swap in.
+    """
     final = child_name(child.spec, child.release)
     parent = qualified(child.spec.name)
-    with connection.transaction():
+
+    def swap() -> None:
         _cancel_blocking_autovacuum_soon(connection)
         connection.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(parent))
         for old in _attached_children(connection, child.spec.name, child.release):
@@ -195,6 +227,12 @@ def swap_in(connection: psycopg.Connection, child: LoadingChild) -> str:
                 parent, qualified(final), sql.Literal(child.release)
             )
         )
+
+    def locked() -> list[str]:
+        names = [child.spec.name, *_attached_children(connection, child.spec.name, child.release)]
+        return [f"{SCHEMA}.{name}" for name in names]
+
+    with_brief_locks(connection, policy, f"swapping in {SCHEMA}.{final}", locked, swap, say)
     return f"{SCHEMA}.{final}"
 
 

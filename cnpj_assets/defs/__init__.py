@@ -1,0 +1,1 @@
+"""Everything Dagster sees beyond the table loads: the release's publication, for now."""

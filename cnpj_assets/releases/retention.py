@@ -1,0 +1,120 @@
+"""Retention: keep the newest releases in PostgreSQL, drop the rest, keep their audit.
+
+A release takes 40-60 GB with its indexes; loading every month fills a disk within a
+year. After each publication the releases beyond `keep_releases` are dropped, oldest
+first: every table's child of that release (and its cnpj_completo copy, if one was
+made). Never the published release, never one being loaded (its load lock is held).
+The audit rows stay, marked `dropped_at` with the bytes freed, so the lineage of what
+was once loaded stays answerable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from cnpj_assets.completo import COMPLETO, copy_name
+from cnpj_assets.postgres import load_lock, tables
+from cnpj_assets.postgres.brief_locks import LockPolicy, with_brief_locks
+from cnpj_assets.specs import TABLES
+
+_LOADED_RELEASES = """
+SELECT DISTINCT release FROM cnpj_audit.table_load
+WHERE status = 'COMPLETED' AND dropped_at IS NULL AND table_name = ANY(%s)
+ORDER BY release DESC
+"""
+
+_MARK_DROPPED = """
+UPDATE cnpj_audit.table_load SET dropped_at = clock_timestamp(),
+       dropped_bytes = CASE WHEN id = (SELECT max(id) FROM cnpj_audit.table_load
+                                       WHERE table_name = %(table)s AND release = %(release)s
+                                         AND status = 'COMPLETED') THEN %(bytes)s END
+WHERE table_name = %(table)s AND release = %(release)s AND dropped_at IS NULL
+"""
+
+
+@dataclass(frozen=True)
+class DroppedRelease:
+    release: str
+    tables: int
+    freed_bytes: int
+
+
+def loaded_releases(connection: psycopg.Connection) -> list[str]:
+    """Releases with a completed, undropped load of some table, newest first."""
+    return [row[0] for row in connection.execute(_LOADED_RELEASES, (list(TABLES),)).fetchall()]
+
+
+def _is_loading(connection: psycopg.Connection, release: str) -> bool:
+    """Whether a live run holds the load lock of any table of the release."""
+    for table in TABLES:
+        if not load_lock.try_lock(connection, table, release):
+            return True
+        load_lock.unlock(connection, table, release)
+    return False
+
+
+def _relation_bytes(connection: psycopg.Connection, name: str) -> int:
+    row = connection.execute(
+        "SELECT coalesce(pg_total_relation_size(to_regclass(%s)), 0)", (f"{tables.SCHEMA}.{name}",)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _drop_table_of_release(
+    connection: psycopg.Connection, table: str, release: str, policy: LockPolicy
+) -> int:
+    """Drop one table's child of the release; returns the bytes it held."""
+    child = tables.child_name(TABLES[table], release)
+    freed = _relation_bytes(connection, child)
+    parent = tables.qualified(table)
+
+    def drop() -> None:
+        connection.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(parent))
+        connection.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(tables.qualified(child)))
+
+    with_brief_locks(
+        connection,
+        policy,
+        f"dropping {tables.SCHEMA}.{child}",
+        lambda: [f"{tables.SCHEMA}.{table}", f"{tables.SCHEMA}.{child}"],
+        drop,
+    )
+    connection.execute(_MARK_DROPPED, {"table": table, "release": release, "bytes": freed})
+    return freed
+
+
+def retain(
+    connection: psycopg.Connection,
+    keep_releases: int,
+    published: str,
+    policy: LockPolicy,
+    say: Callable[[str], None] = lambda _: None,
+) -> list[DroppedRelease]:
+    """Drop every release beyond the newest `keep_releases` (the published one is kept).
+
+    The connection must be in autocommit mode.
+    """
+    if keep_releases < 1:
+        raise ValueError(f"keep_releases must be at least 1, not {keep_releases}")
+    releases = loaded_releases(connection)
+    kept = set(releases[:keep_releases]) | {published}
+    dropped = []
+    for release in sorted(set(releases) - kept):
+        if _is_loading(connection, release):
+            say(f"retention: {release} is being loaded; kept for now")
+            continue
+        freed = sum(_drop_table_of_release(connection, t, release, policy) for t in TABLES)
+        copy = copy_name(release)
+        copy_bytes = _relation_bytes(connection, copy)
+        connection.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(tables.qualified(copy)))
+        connection.execute(
+            _MARK_DROPPED, {"table": COMPLETO.name, "release": release, "bytes": copy_bytes}
+        )
+        freed += copy_bytes
+        dropped.append(DroppedRelease(release, len(TABLES), freed))
+        say(f"retention: dropped {release} ({freed / 2**30:.2f} GiB freed); its audit rows stay")
+    return dropped
