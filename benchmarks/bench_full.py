@@ -21,9 +21,11 @@ disk twice a second. Reported, and projected to S = 1.0 with the formula of each
 - PostgreSQL's size of each table and of its indexes, the database's growth, the zips,
   the scratch folder at its peak and the disk the run needed (a load that would leave
   less than `--min-free-gib` free is stopped).
-It cleans up after itself: the release's tables are dropped, the scratch folder is
-removed, and so is the generated release unless `--landing` asked to keep it. The
-load's output stays in $CNPJ_HOME/bench_full_load.log (overwritten by the next run).
+Run it with a CNPJ_HOME of its own: the release it measures (default 2026-10) is loaded,
+published and then dropped there. It cleans up after itself: the release's tables are
+dropped, the scratch folder is removed, and so is the generated release unless
+`--landing` asked to keep it. The load's output stays in $CNPJ_HOME/bench_full_load.log
+(overwritten by the next run).
 """
 
 from __future__ import annotations
