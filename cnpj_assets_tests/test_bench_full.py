@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
 
-from cnpj_assets.postgres.server import ServerUrl, cnpj_home
+from cnpj_assets.postgres.server import ServerUrl, cnpj_home, ensure_database
 from cnpj_assets.specs import TABLES
 from cnpj_assets.synthetic import ReleaseReport
 from cnpj_assets.synthetic.scale import REAL_RELEASE_ROWS, REAL_ROWS, companies_at_scale
@@ -26,6 +29,7 @@ import bench_full  # noqa: E402
 from full_figures import FIXED_BASIS, RELEASE_BASIS, SUM_BASIS, FullRun  # noqa: E402
 
 RELEASE = "2024-06"
+BENCH_DATABASE = "cnpj_bench_full"
 SCALE = 0.0002  # 13,720 companies, ~42 k rows
 
 PER_TABLE = (
@@ -68,15 +72,36 @@ FIGURES = {
 
 
 @pytest.fixture(scope="module")
-def measured(
-    postgres_server: ServerUrl, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[FullRun, ReleaseReport, Path]]:
-    landing = tmp_path_factory.mktemp("bench_full_landing")
+def bench_database(postgres_server: ServerUrl) -> Iterator[ServerUrl]:
+    """A database of its own: the benchmark publishes its release, which the other
+    modules' drift checks would then compare theirs with."""
+    ensure_database(postgres_server, BENCH_DATABASE)
+    yield ServerUrl(postgres_server.database(BENCH_DATABASE))
+    with psycopg.connect(postgres_server.database("postgres"), autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(BENCH_DATABASE))
+        )
+
+
+@contextmanager
+def benchmark_environment(database: ServerUrl) -> Iterator[None]:
+    """The benchmark's database for it and its `cnpj-assets load`; the instance's
+    variables, which it sets, restored after."""
     with pytest.MonkeyPatch.context() as environment:
-        for key in ("DAGSTER_HOME", "DAGSTER_PG_URL"):  # the instance sets them: restore them
+        environment.setenv("CNPJ_DATABASE_URL", database.url)
+        for key in ("DAGSTER_HOME", "DAGSTER_PG_URL"):
             environment.setenv(key, "")
+        yield
+
+
+@pytest.fixture(scope="module")
+def measured(
+    bench_database: ServerUrl, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[FullRun, ReleaseReport, Path]:
+    landing = tmp_path_factory.mktemp("bench_full_landing")
+    with benchmark_environment(bench_database):
         run = bench_full.measure(SCALE, RELEASE, landing, interval=0.1, progress=lambda _: None)
-    yield run, ReleaseReport.load(landing / RELEASE), landing
+    return run, ReleaseReport.load(landing / RELEASE), landing
 
 
 def test_every_figure_is_measured_for_every_table(
@@ -135,10 +160,10 @@ def test_projections_follow_the_basis_each_figure_names(
     ]
 
 
-def assert_cleaned_up(postgres_server: ServerUrl) -> None:
+def assert_cleaned_up(database: ServerUrl) -> None:
     """No table of the benchmark's release is left, nor its scratch folder."""
     left = query(
-        postgres_server,
+        database,
         "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = 'cnpj' AND relname LIKE %s",
         ("%" + RELEASE.replace("-", "_") + "%",),
@@ -148,21 +173,19 @@ def assert_cleaned_up(postgres_server: ServerUrl) -> None:
 
 
 def test_it_drops_the_release_and_removes_the_scratch(
-    measured: tuple[FullRun, ReleaseReport, Path], postgres_server: ServerUrl
+    measured: tuple[FullRun, ReleaseReport, Path], bench_database: ServerUrl
 ) -> None:
-    assert_cleaned_up(postgres_server)
+    assert_cleaned_up(bench_database)
     assert "load_release" in (cnpj_home() / bench_full.LOG_NAME).read_text()
 
 
 def test_a_load_that_would_leave_too_little_disk_is_stopped(
-    measured: tuple[FullRun, ReleaseReport, Path], postgres_server: ServerUrl
+    measured: tuple[FullRun, ReleaseReport, Path], bench_database: ServerUrl
 ) -> None:
     _, _, landing = measured  # the release is there: only the load runs
-    with pytest.MonkeyPatch.context() as environment:
-        for key in ("DAGSTER_HOME", "DAGSTER_PG_URL"):
-            environment.setenv(key, "")
-        with pytest.raises(RuntimeError, match="stopped the load: .* bytes free"):
-            bench_full.measure(
-                SCALE, RELEASE, landing, progress=lambda _: None, min_free_disk=2**62
-            )
-    assert_cleaned_up(postgres_server)
+    with (
+        benchmark_environment(bench_database),
+        pytest.raises(RuntimeError, match="stopped the load: .* bytes free"),
+    ):
+        bench_full.measure(SCALE, RELEASE, landing, progress=lambda _: None, min_free_disk=2**62)
+    assert_cleaned_up(bench_database)
