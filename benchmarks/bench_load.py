@@ -32,7 +32,6 @@ from psycopg import sql
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
-    REAL_ROWS,
     RELEASE,
     checkpoint,
     drop_release_tables,
@@ -49,6 +48,7 @@ from cnpj_assets.loader import LoadSettings, TableLoader  # noqa: E402
 from cnpj_assets.postgres import tables  # noqa: E402
 from cnpj_assets.postgres.server import ServerUrl, server_url  # noqa: E402
 from cnpj_assets.specs import TABLES  # noqa: E402
+from cnpj_assets.synthetic.scale import REAL_ROWS  # noqa: E402
 
 REFERENCED = ("estabelecimentos", "empresas")
 LIKE = {"socios": "estabelecimentos", "simples": "empresas"}  # projected with a measured rate

@@ -36,7 +36,6 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
-    REAL_ROWS,
     RELEASE,
     BusyCores,
     checkpoint,
@@ -54,12 +53,11 @@ from cnpj_assets.definitions import defs, release_job  # noqa: E402
 from cnpj_assets.executor import threaded_executor  # noqa: E402
 from cnpj_assets.instance import get_instance  # noqa: E402
 from cnpj_assets.postgres.server import ServerUrl, server_url  # noqa: E402
+from cnpj_assets.releases.changes import CHANGES  # noqa: E402
 from cnpj_assets.specs import TABLES  # noqa: E402
 from cnpj_assets.synthetic import write_release  # noqa: E402
+from cnpj_assets.synthetic.scale import REAL_RELEASE_ROWS  # noqa: E402
 
-LOOKUP_ROWS = sum(
-    n for n in (1_359, 63, 5_572, 91, 255, 68)
-)  # cnaes, motivos, municipios, naturezas, paises, qualificacoes
 TABLES_ONLY = dg.define_asset_job(
     "bench_tables_only",
     selection=dg.AssetSelection.assets(*TABLE_ASSETS).without_checks(),
@@ -136,10 +134,10 @@ def phases(instance: dg.DagsterInstance, run_id: str) -> dict[str, Phase]:
     }
 
 
-def drop_release(server: ServerUrl) -> None:
+def drop_release(server: ServerUrl, release: str = RELEASE) -> None:
     """Drop every table of the release, so the next job is a first load (untimed)."""
-    for spec in [*TABLES.values(), COMPLETO]:
-        drop_release_tables(server, spec)
+    for spec in [*TABLES.values(), COMPLETO, CHANGES]:
+        drop_release_tables(server, spec, release)
 
 
 def run_job(
@@ -217,7 +215,7 @@ def main() -> None:
             )
         rows = release_rows(server)
         drop_release(server)
-    real = sum(REAL_ROWS.values()) + LOOKUP_ROWS
+    real = REAL_RELEASE_ROWS
     projected = statistics.median(w.seconds for w in wholes) / rows * real
     print(
         f"projection of the whole job to a full release ({real / 1e6:.0f} M rows, measured on "

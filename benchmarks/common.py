@@ -22,12 +22,6 @@ from cnpj_assets.specs import TABLES, TableSpec
 from cnpj_assets.synthetic import write_release
 
 RELEASE = "2026-10"
-REAL_ROWS = {  # cnpj-layout.md, a recent release
-    "empresas": 68_600_000,
-    "estabelecimentos": 72_000_000,
-    "socios": 27_600_000,
-    "simples": 40_000_000,
-}
 SHARE_OF_FILE_0 = 0.41  # the generator puts 41% of the companies in file 0
 ESTABELECIMENTOS_PER_COMPANY = 1.05
 
@@ -84,12 +78,13 @@ def process_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def postgres_cpu_seconds() -> float:
+def postgres_cpu_seconds(postmaster: int | None = None) -> float:
     """CPU used by this machine's PostgreSQL processes, ended backends included.
 
     An ended backend's time moves to the postmaster's children counters, so those are
     added too. Zero when the server runs elsewhere: the caller then cannot say how
-    close the load came to the machine's cores.
+    close the load came to the machine's cores. With `postmaster`, only that server
+    counts: other servers on a shared machine are other people's work.
     """
     ticks = 0
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -99,6 +94,8 @@ def postgres_cpu_seconds() -> float:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # a backend that ended while the list was read
             continue
+        if postmaster is not None and postmaster not in (int(pid), int(fields[1])):
+            continue  # fields[1] is the parent
         ticks += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
     return ticks / os.sysconf("SC_CLK_TCK")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -13,6 +14,8 @@ from cnpj_assets.landing import ReleaseError
 
 def _fake_release(args: argparse.Namespace) -> int:
     from cnpj_assets.synthetic import write_release
+    from cnpj_assets.synthetic.processes import default_workers
+    from cnpj_assets.synthetic.scale import companies_at_scale
 
     if args.previous:
         from cnpj_assets.synthetic.evolve import evolve_release
@@ -24,14 +27,25 @@ def _fake_release(args: argparse.Namespace) -> int:
         )
         return 0
 
+    rows = args.rows if args.scale is None else companies_at_scale(args.scale)
+    workers = args.workers or default_workers(rows)
+    started = time.perf_counter()
     report = write_release(
         release=args.release,
-        rows=args.rows,
+        rows=rows,
         out_dir=Path(args.out),
         seed=args.seed,
         quirks=args.quirks,
+        workers=workers,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
+    seconds = time.perf_counter() - started
     print(report.summary())
+    written = sum(file.records for file in report.files)
+    print(
+        f"wrote {written:,} records in {seconds:.1f} s with {workers} process(es): "
+        f"{written / seconds:,.0f} records/s"
+    )
     return 0
 
 
@@ -87,10 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     fake = commands.add_parser("fake-release", help="write a synthetic release of 37 zips")
     fake.add_argument("--release", required=True, help="release name, YYYY-MM")
-    fake.add_argument("--rows", type=int, default=10_000, help="rows of empresas; the others scale")
+    size = fake.add_mutually_exclusive_group()
+    size.add_argument("--rows", type=int, default=10_000, help="rows of empresas; the others scale")
+    size.add_argument(
+        "--scale", type=float, help="share of a real release's rows (1.0: ~210 M rows in all)"
+    )
     fake.add_argument("--out", required=True, help="landing folder; zips go to OUT/RELEASE/")
     fake.add_argument("--seed", type=int, default=0)
     fake.add_argument("--quirks", action="store_true", help="add the real-world quirks")
+    fake.add_argument(
+        "--workers", type=int, help="processes writing zips (default: one per core from 100 k rows)"
+    )
     fake.add_argument(
         "--previous",
         help="a release folder (made without --quirks) to evolve into the next month; "

@@ -18,11 +18,11 @@ import pytest
 from cnpj_assets import file_copier
 from cnpj_assets.landing import ReleaseError, discover_release
 from cnpj_assets.loader import LoadSettings, RunInfo, TableLoader
-from cnpj_assets.postgres import load_lock
-from cnpj_assets.postgres.server import ServerUrl
+from cnpj_assets.postgres import load_lock, tables
+from cnpj_assets.postgres.server import ServerUrl, ensure_database
 from cnpj_assets.reader import MemberError, ReaderSettings, extract_member, read_member
 from cnpj_assets.reader.member import ExtractLimits
-from cnpj_assets.specs import TABLES
+from cnpj_assets.specs import TABLES, TableSpec
 from cnpj_assets.synthetic import write_release
 from cnpj_assets_tests.helpers import count_rows, materialize, query
 from cnpj_assets_tests.oracle import read_table
@@ -34,7 +34,7 @@ import sys
 from pathlib import Path
 from cnpj_assets.landing import discover_release
 from cnpj_assets.loader import LoadSettings, RunInfo, TableLoader
-from cnpj_assets.specs import TABLES
+from cnpj_assets.specs import TABLES, TableSpec
 url, landing, scratch = sys.argv[1:4]
 settings = LoadSettings(scratch_dir=Path(scratch), batch_rows=2000, subbatch_rows=1000)
 loader = TableLoader(url, settings, progress=lambda _: None)
@@ -477,3 +477,41 @@ def test_a_copy_failing_mid_table_fails_its_file_keeps_the_finished_ones_and_res
     )
     completed = {zip_name for zip_name, status, *_ in files if status == "COMPLETED"}
     assert not completed & {zip_name for (zip_name,) in reread}, "finished files are not re-read"
+
+
+def test_first_loads_at_once_on_a_fresh_database_all_create_their_tables(
+    postgres_server: ServerUrl,
+) -> None:
+    """The release job starts two table loads at once; on a new database both make the schema."""
+    ensure_database(postgres_server, "cnpj_fresh")
+    url = postgres_server.database("cnpj_fresh")
+    errors: list[str] = []
+
+    def create(spec: TableSpec, start: threading.Barrier) -> None:
+        with psycopg.connect(url, autocommit=True) as connection:
+            start.wait()
+            try:
+                tables.ensure_parent(connection, spec)
+            except psycopg.Error as error:
+                errors.append(f"{spec.name}: {error}")
+
+    try:
+        for _ in range(3):
+            with psycopg.connect(url, autocommit=True) as connection:
+                connection.execute("DROP SCHEMA IF EXISTS cnpj CASCADE")
+            start = threading.Barrier(len(TABLES))
+            threads = [threading.Thread(target=create, args=(s, start)) for s in TABLES.values()]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert errors == []
+            with psycopg.connect(url) as connection:
+                created = connection.execute(
+                    "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = 'cnpj' AND c.relkind = 'p'"
+                ).fetchone()
+            assert created == (len(TABLES),)
+    finally:
+        with psycopg.connect(postgres_server.database("postgres"), autocommit=True) as connection:
+            connection.execute("DROP DATABASE cnpj_fresh WITH (FORCE)")

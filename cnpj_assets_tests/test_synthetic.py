@@ -11,6 +11,8 @@ import datetime as dt
 import io
 import json
 import re
+import subprocess
+import sys
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -22,6 +24,8 @@ from cnpj_assets.cnpj_number import check_digits, is_valid
 from cnpj_assets.specs import TABLES, ColumnKind, TableSpec
 from cnpj_assets.synthetic import ReleaseReport, write_release
 from cnpj_assets.synthetic.companies import Companies
+from cnpj_assets.synthetic.lookups import LOOKUP_SIZES
+from cnpj_assets.synthetic.scale import REAL_ROWS
 
 RELEASE = "2026-10"
 STAMP = "61012"
@@ -164,6 +168,49 @@ def test_same_seed_same_bytes_other_seed_other_facts(tmp_path: Path) -> None:
         for zip_name in spec.zip_names():
             same = first[zip_name] == other[zip_name]
             assert same is spec.is_lookup, zip_name  # lookups are fixed, facts follow the seed
+
+
+def test_processes_write_the_same_release_as_one_process(tmp_path: Path) -> None:
+    def files(workers: int) -> dict[str, bytes]:
+        name = f"workers{workers}"
+        write_release(RELEASE, 3000, tmp_path / name, seed=5, quirks=True, workers=workers)
+        return {p.name: p.read_bytes() for p in sorted((tmp_path / name / RELEASE).iterdir())}
+
+    alone, side_by_side = files(1), files(3)
+    assert len(alone) == 38  # 37 zips and quirks.json, the report in the same order
+    assert side_by_side == alone
+
+
+def test_a_script_without_a_main_guard_gets_a_clear_error(tmp_path: Path) -> None:
+    """Spawned workers import the calling script again: without the guard, it says so."""
+    script = tmp_path / "make_release.py"
+    script.write_text(
+        "from pathlib import Path\n"
+        "from cnpj_assets.synthetic import write_release\n"
+        f"write_release('{RELEASE}', 200, Path({str(tmp_path)!r}), workers=2)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0
+    assert "WorkerDied: a process writing the zips of" in done.stderr
+    assert 'outside `if __name__ == "__main__":`' in done.stderr
+
+
+def test_scale_gives_the_real_row_counts_times_the_scale(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scale = 0.0002
+    argv = ["fake-release", "--release", RELEASE, "--scale", str(scale), "--out", str(tmp_path)]
+    assert main(argv) == 0
+    report = ReleaseReport.load(tmp_path / RELEASE)
+    assert report.rows == round(REAL_ROWS["empresas"] * scale) == 13_720
+    for table, real in REAL_ROWS.items():
+        assert 0.95 * real * scale <= report.records(table) <= 1.05 * real * scale, table
+    for table, size in LOOKUP_SIZES.items():
+        assert report.records(table) == size, table
+    written = sum(f.records for f in report.files)
+    assert f"wrote {written:,} records in " in capsys.readouterr().out
 
 
 def test_lookups_have_their_real_sizes(clean: dict[str, list[list[str]]]) -> None:
