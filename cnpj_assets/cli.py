@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -90,8 +91,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; an error that says it all (a right, a URL, a lost server) is one line."""
+    from cnpj_assets.one_line_error import OneLineError
+    from cnpj_assets.postgres.url import redact
+
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except OneLineError as error:
+        message = str(error)
+        for variable in ("CNPJ_DATABASE_URL", "CNPJ_DAGSTER_STORAGE"):
+            message = redact(message, os.environ.get(variable, ""))
+        print(f"cnpj-assets {args.command}: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

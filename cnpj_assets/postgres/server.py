@@ -15,6 +15,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
+from cnpj_assets.postgres.url import check_url, redact
+
 DATA_DATABASE = "cnpj"
 DAGSTER_DATABASE = "dagster"
 
@@ -50,11 +52,7 @@ class ServerUrl:
 
     def redacted(self) -> str:
         """The URL without its password, for logs and metadata."""
-        parts = urlsplit(self.url)
-        if parts.password is None:
-            return self.url
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return urlunsplit(parts._replace(netloc=netloc))
+        return redact(self.url, self.url)
 
 
 def start_embedded_server(home: Path) -> ServerUrl:
@@ -78,9 +76,13 @@ def ensure_database(server: ServerUrl, name: str) -> None:
 
 
 def server_url() -> ServerUrl:
-    """The server in use: from CNPJ_DATABASE_URL, or the embedded one started on demand."""
+    """The server in use: from CNPJ_DATABASE_URL, or the embedded one started on demand.
+
+    A configured URL is checked before libpq sees it (see postgres/url.py).
+    """
     configured = os.environ.get("CNPJ_DATABASE_URL")
     if configured:
+        check_url(configured, "CNPJ_DATABASE_URL")
         return ServerUrl(configured)
     server = start_embedded_server(cnpj_home())
     ensure_database(server, DATA_DATABASE)
