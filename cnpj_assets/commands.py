@@ -13,15 +13,20 @@ import psycopg
 
 from cnpj_assets import lineage
 from cnpj_assets.assets import RELEASES
+from cnpj_assets.audit.schema import AUDIT_SCHEMA
 from cnpj_assets.definitions import release_job
-from cnpj_assets.instance import get_instance, prepare_instance_home
+from cnpj_assets.instance import get_instance
 from cnpj_assets.landing import discover_release
+from cnpj_assets.postgres.access import check_access
 from cnpj_assets.postgres.server import ServerUrl, cnpj_home, server_url
+from cnpj_assets.postgres.tables import SCHEMA
 
 SUMMARY_SQL = """
 SELECT table_name, status, rows, rejects, duplicate_keys, seconds, target_table
 FROM cnpj_audit.table_load WHERE dagster_run_id = %s ORDER BY id
 """
+
+DATA_SCHEMAS = [SCHEMA, AUDIT_SCHEMA]
 
 EXAMPLE_CNPJ_SQL = """
 SELECT cnpj_basico || cnpj_ordem || cnpj_dv FROM cnpj.estabelecimentos
@@ -41,14 +46,16 @@ def load_release(release: str, landing: Path) -> int:
     """Add the partition and run the `load_release` job: tables, checks, cnpj_completo.
 
     The declared job, not an ad-hoc selection: its run page in the UI can be
-    re-executed, and its executor runs independent steps side by side.
+    re-executed, and its executor runs independent steps side by side. Before it, the
+    role's rights are checked: a missing one is one line naming the GRANT.
     """
     discover_release(landing, release)
     server = server_url()
+    check_access(server.url, DATA_SCHEMAS)
     instance = get_instance(server)
-    instance.add_dynamic_partitions(RELEASES.name, [release])
     print(f"PostgreSQL: {server.redacted()}", flush=True)
     print(f"Dagster instance: {os.environ['DAGSTER_HOME']}", flush=True)
+    instance.add_dynamic_partitions(RELEASES.name, [release])
     result = dg.execute_job(
         dg.reconstructable(release_job),
         instance=instance,
@@ -57,14 +64,22 @@ def load_release(release: str, landing: Path) -> int:
     )
     print_summary(server, result.run_id)
     if not result.success:
+        print_failures(result)
         print(f"load of {release} FAILED; see the run {result.run_id} in `cnpj-assets ui`")
         return 1
     return 0
 
 
 def print_summary(server: ServerUrl, run_id: str) -> None:
-    with psycopg.connect(server.url) as connection:
-        rows = connection.execute(SUMMARY_SQL, (run_id,)).fetchall()
+    """The run's tables from the audit; a word instead when the audit cannot be read."""
+    try:
+        with psycopg.connect(server.url) as connection:
+            rows = connection.execute(SUMMARY_SQL, (run_id,)).fetchall()
+    except psycopg.errors.UndefinedTable:
+        return  # no table was loaded yet: the failures below say why
+    except psycopg.OperationalError as error:
+        print(f"(no summary: PostgreSQL cannot be read: {' '.join(str(error).split())})")
+        return
     header = (
         f"{'table':<16} {'status':<10} {'rows':>12} {'rejects':>8} {'dup keys':>8} "
         f"{'s':>7} {'rows/s':>10}"
@@ -76,6 +91,16 @@ def print_summary(server: ServerUrl, run_id: str) -> None:
             f"{table:<16} {status:<10} {count:>12,} {rejects:>8,} {duplicates or 0:>8,} "
             f"{seconds or 0:>7.1f} {rate:>10,.0f}"
         )
+
+
+def print_failures(result: dg.ExecutionResult) -> None:
+    """Each failed step's error in one line, so the real error is the last thing read."""
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE" and event.step_failure_data:
+            error = event.step_failure_data.error
+            cause = error.cause if error and error.cause else error
+            if cause is not None:
+                print(f"{event.step_key} failed: {cause.message.strip().splitlines()[0]}")
 
 
 def print_lineage_example(server: ServerUrl, release: str) -> None:
@@ -105,7 +130,9 @@ def demo(rows: int) -> int:
 def ui(port: int) -> int:
     """Run `dagster dev` on the project's instance and code location."""
     server = server_url()
-    home = prepare_instance_home(server)
+    check_access(server.url, DATA_SCHEMAS)
+    get_instance(server)
+    home = Path(os.environ["DAGSTER_HOME"])
     os.environ.setdefault("CNPJ_LANDING_DIR", str(cnpj_home() / "landing"))
     dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
     command = [dagster, "dev", "-m", "cnpj_assets.definitions", "-p", str(port)]

@@ -1,11 +1,11 @@
-"""The Dagster instance: runs and events in the same PostgreSQL server, database `dagster`.
+"""The Dagster instance: runs and events in PostgreSQL, where CNPJ_DAGSTER_STORAGE says.
 
 The project writes `$CNPJ_HOME/dagster/dagster.yaml` and points DAGSTER_HOME at it, so
 the CLI's loads and `dagster dev` share one instance. The storage URL is read from the
-environment variable DAGSTER_PG_URL by Dagster itself, so it is never written to disk.
-With the pinned versions it must use the `postgresql+psycopg2://` driver. The table
-assets share the concurrency pool `cnpj_postgres`; its limit (default 2, the number of
-loads that hit PostgreSQL at once across all runs) comes from CNPJ_LOAD_POOL_LIMIT.
+environment variable DAGSTER_PG_URL by Dagster itself, so it is never written to disk
+(see dagster_storage.py for where the runs live). The table assets share the
+concurrency pool `cnpj_postgres`, whose limit (default 2, the number of loads that hit
+PostgreSQL at once across all runs) comes from CNPJ_LOAD_POOL_LIMIT.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from cnpj_assets.postgres.server import DAGSTER_DATABASE, ServerUrl, cnpj_home, ensure_database
+from cnpj_assets.dagster_storage import dagster_storage
+from cnpj_assets.postgres.server import ServerUrl, cnpj_home
 
 DAGSTER_YAML = """\
 storage:
@@ -35,14 +36,15 @@ POOL_LIMIT_VARIABLE = "CNPJ_LOAD_POOL_LIMIT"
 
 
 def prepare_instance_home(server: ServerUrl) -> Path:
-    """Write dagster.yaml, create the `dagster` database, set DAGSTER_HOME and the URL."""
-    ensure_database(server, DAGSTER_DATABASE)
+    """Write dagster.yaml, prepare Dagster's storage, set DAGSTER_HOME and the storage URL."""
+    storage = dagster_storage(server)
+    storage.prepare()
     home = cnpj_home() / "dagster"
     home.mkdir(parents=True, exist_ok=True)
     pool_limit = int(os.environ.get(POOL_LIMIT_VARIABLE, "2"))
     (home / "dagster.yaml").write_text(DAGSTER_YAML.format(pool_limit=pool_limit))
     os.environ["DAGSTER_HOME"] = str(home)
-    os.environ["DAGSTER_PG_URL"] = server.sqlalchemy(DAGSTER_DATABASE)
+    os.environ["DAGSTER_PG_URL"] = storage.sqlalchemy_url()
     return home
 
 

@@ -71,6 +71,16 @@ def test_a_run_with_a_malformed_url_fails_without_its_password(
     assert "not a valid PostgreSQL URL" in str(failure)
 
 
+def test_the_dagster_storage_url_is_checked_the_same_way(
+    quirks_landing: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setenv("CNPJ_DAGSTER_STORAGE", url_with("unencoded @"))
+    assert main(["load", "--release", RELEASE, "--landing", str(quirks_landing)]) == 1
+    out, err = capsys.readouterr()
+    assert_no_password(out + err, "unencoded @")
+    assert "CNPJ_DAGSTER_STORAGE is not a valid PostgreSQL URL" in err
+
+
 def test_well_formed_urls_pass_and_every_form_of_their_password_is_redacted() -> None:
     encoded = "postgresql://loader:p%40ss%20w%2Frd@db.example:5432,db2.example/cnpj?sslmode=require"
     in_query = "postgresql://loader@[::1]:5433/cnpj?password=p%40ss&sslmode=verify-full"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from cnpj_assets.postgres.access import ensure_schema
 from cnpj_assets.quality.duplicate_keys import DuplicateKeys, count_duplicate_keys
 from cnpj_assets.specs import ColumnKind, TableSpec
 
@@ -44,7 +45,7 @@ def qualified(name: str) -> sql.Identifier:
 
 def ensure_parent(connection: psycopg.Connection, spec: TableSpec) -> None:
     """Create the schema and the table's partitioned parent if they are missing."""
-    connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)))
+    ensure_schema(connection, SCHEMA)
     connection.execute(
         sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}) PARTITION BY LIST (release)").format(
             qualified(spec.name), _columns_ddl(spec)
@@ -196,14 +197,19 @@ def _cancel_blocking_autovacuum_soon(connection: psycopg.Connection) -> None:
     A freshly loaded child is soon vacuumed by autovacuum (insert threshold), slowly,
     for minutes. A reload's LOCK then waits `deadlock_timeout` (1 s by default) before
     the deadlock check cancels the autovacuum: measured as a 1,000 ms LOCK in the
-    server log, an eighth of a 2 M-row load. Only a superuser may lower the timeout;
-    anyone else keeps the server's.
+    server log, an eighth of a 2 M-row load. Only a superuser (or, from PostgreSQL 15,
+    a role granted SET on the parameter) may lower the timeout; anyone else keeps the
+    server's. The right is looked up first: a refused SET writes an ERROR line to the
+    server's log at every swap.
     """
-    try:
-        with connection.transaction():
-            connection.execute("SET LOCAL deadlock_timeout = '20ms'")
-    except psycopg.errors.InsufficientPrivilege:
-        return
+    check = (
+        "SELECT has_parameter_privilege('deadlock_timeout', 'SET')"
+        if connection.info.server_version >= 150000
+        else "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+    )
+    allowed = connection.execute(check).fetchone()
+    if allowed and allowed[0]:
+        connection.execute("SET LOCAL deadlock_timeout = '20ms'")
 
 
 def _attached_children(connection: psycopg.Connection, parent: str, release: str) -> list[str]:
