@@ -15,6 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from cnpj_assets.assets import LOAD_POOL
 from cnpj_assets.dagster_storage import dagster_storage
 from cnpj_assets.postgres.server import ServerUrl, cnpj_home
 
@@ -33,6 +34,11 @@ telemetry:
   enabled: false
 """
 POOL_LIMIT_VARIABLE = "CNPJ_LOAD_POOL_LIMIT"
+DEFAULT_POOL_LIMIT = 2
+
+
+def pool_limit() -> int:
+    return int(os.environ.get(POOL_LIMIT_VARIABLE) or DEFAULT_POOL_LIMIT)
 
 
 def prepare_instance_home(server: ServerUrl) -> Path:
@@ -41,13 +47,31 @@ def prepare_instance_home(server: ServerUrl) -> Path:
     storage.prepare()
     home = cnpj_home() / "dagster"
     home.mkdir(parents=True, exist_ok=True)
-    pool_limit = int(os.environ.get(POOL_LIMIT_VARIABLE, "2"))
-    (home / "dagster.yaml").write_text(DAGSTER_YAML.format(pool_limit=pool_limit))
+    (home / "dagster.yaml").write_text(DAGSTER_YAML.format(pool_limit=pool_limit()))
     os.environ["DAGSTER_HOME"] = str(home)
     os.environ["DAGSTER_PG_URL"] = storage.sqlalchemy_url()
     return home
 
 
+def apply_pool_limit(instance: dg.DagsterInstance, pool: str) -> None:
+    """Bring an existing pool to CNPJ_LOAD_POOL_LIMIT, through the instance's API.
+
+    dagster.yaml's default only reaches a pool when it is first used. Changed later,
+    Dagster 1.13.27 tries to re-insert the pool's row on every claim and every step
+    fails (UniqueViolation on concurrency_limits_concurrency_key_key); setting the limit
+    here first avoids that. A limit set in the UI is kept unless the variable is set.
+    """
+    current = {limit.name: limit for limit in instance.event_log_storage.get_pool_limits()}
+    existing = current.get(pool)
+    if existing is None or existing.limit == pool_limit():
+        return
+    if existing.from_default or os.environ.get(POOL_LIMIT_VARIABLE):
+        instance.event_log_storage.set_concurrency_slots(pool, pool_limit())
+
+
 def get_instance(server: ServerUrl) -> dg.DagsterInstance:
+    """The project's instance, with the table loads' pool at its configured limit."""
     prepare_instance_home(server)
-    return dg.DagsterInstance.get()
+    instance = dg.DagsterInstance.get()
+    apply_pool_limit(instance, LOAD_POOL)
+    return instance
