@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from pathlib import Path
@@ -104,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
             message = redact(message, os.environ.get(variable, ""))
         print(f"cnpj-assets {args.command}: {message}", file=sys.stderr)
         return 1
+    finally:
+        # The interpreter's exit would collect every object Dagster and its imports made:
+        # 11 s measured after a load on a busy machine, 0.8 s with them frozen. A load
+        # stopped by Ctrl-C or SIGTERM must end within seconds.
+        gc.freeze()
 
 
 if __name__ == "__main__":

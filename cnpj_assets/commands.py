@@ -20,6 +20,13 @@ from cnpj_assets.landing import discover_release
 from cnpj_assets.postgres.access import check_access
 from cnpj_assets.postgres.server import ServerUrl, cnpj_home, server_url
 from cnpj_assets.postgres.tables import SCHEMA
+from cnpj_assets.runs.healing import heal_dead_runs
+from cnpj_assets.runs.lost_server import (
+    ServerLost,
+    collapsed_storage_retries,
+    lost_server,
+    reason_of,
+)
 
 SUMMARY_SQL = """
 SELECT table_name, status, rows, rejects, duplicate_keys, seconds, target_table
@@ -27,6 +34,7 @@ FROM cnpj_audit.table_load WHERE dagster_run_id = %s ORDER BY id
 """
 
 DATA_SCHEMAS = [SCHEMA, AUDIT_SCHEMA]
+EXIT_STOPPED = 130  # the shell's code for a command ended by Ctrl-C
 
 EXAMPLE_CNPJ_SQL = """
 SELECT cnpj_basico || cnpj_ordem || cnpj_dv FROM cnpj.estabelecimentos
@@ -47,7 +55,8 @@ def load_release(release: str, landing: Path) -> int:
 
     The declared job, not an ad-hoc selection: its run page in the UI can be
     re-executed, and its executor runs independent steps side by side. Before it, the
-    role's rights are checked: a missing one is one line naming the GRANT.
+    role's rights are checked and runs that died are healed (runs/healing.py); a
+    server lost during the run ends it with one line, not a traceback.
     """
     discover_release(landing, release)
     server = server_url()
@@ -55,14 +64,32 @@ def load_release(release: str, landing: Path) -> int:
     instance = get_instance(server)
     print(f"PostgreSQL: {server.redacted()}", flush=True)
     print(f"Dagster instance: {os.environ['DAGSTER_HOME']}", flush=True)
+    heal_dead_runs(instance)
     instance.add_dynamic_partitions(RELEASES.name, [release])
-    result = dg.execute_job(
-        dg.reconstructable(release_job),
-        instance=instance,
-        tags={"dagster/partition": release},
-        run_config=release_run_config(landing),
-    )
+    with collapsed_storage_retries():
+        try:
+            result = dg.execute_job(
+                dg.reconstructable(release_job),
+                instance=instance,
+                tags={"dagster/partition": release},
+                run_config=release_run_config(landing),
+            )
+        except Exception as error:
+            if not lost_server(error):
+                raise
+            raise ServerLost(
+                f"PostgreSQL ({server.redacted()}) was lost while loading {release} "
+                f"({reason_of(error)}); the run could not record its end. The next "
+                f"`cnpj-assets load --release {release}` marks it failed, frees its pool slots "
+                "and resumes each table from its committed sub-batches"
+            ) from None
     print_summary(server, result.run_id)
+    if result.dagster_run.status == dg.DagsterRunStatus.CANCELED:
+        print(
+            f"load of {release} stopped; the next `cnpj-assets load --release {release}` resumes "
+            "each table from its committed sub-batches"
+        )
+        return EXIT_STOPPED
     if not result.success:
         print_failures(result)
         print(f"load of {release} FAILED; see the run {result.run_id} in `cnpj-assets ui`")
@@ -78,7 +105,7 @@ def print_summary(server: ServerUrl, run_id: str) -> None:
     except psycopg.errors.UndefinedTable:
         return  # no table was loaded yet: the failures below say why
     except psycopg.OperationalError as error:
-        print(f"(no summary: PostgreSQL cannot be read: {' '.join(str(error).split())})")
+        print(f"(no summary: PostgreSQL cannot be read: {reason_of(error)})")
         return
     header = (
         f"{'table':<16} {'status':<10} {'rows':>12} {'rejects':>8} {'dup keys':>8} "

@@ -6,6 +6,10 @@ environment variable DAGSTER_PG_URL by Dagster itself, so it is never written to
 (see dagster_storage.py for where the runs live). The table assets share the
 concurrency pool `cnpj_postgres`, whose limit (default 2, the number of loads that hit
 PostgreSQL at once across all runs) comes from CNPJ_LOAD_POOL_LIMIT.
+
+Run monitoring is on, with a launcher that can tell a dead run worker (runs/launcher.py):
+where the daemon runs, a run whose process died is marked failed and, 30 s after a
+run ends, any pool slot it still holds is freed.
 """
 
 from __future__ import annotations
@@ -27,6 +31,14 @@ storage:
 run_coordinator:
   module: dagster.core.run_coordinator
   class: QueuedRunCoordinator
+run_launcher:
+  module: cnpj_assets.runs.launcher
+  class: WatchedRunLauncher
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 30
+  max_resume_run_attempts: 0
+  free_slots_after_run_end_seconds: 30
 concurrency:
   pools:
     default_limit: {pool_limit}
