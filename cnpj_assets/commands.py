@@ -50,6 +50,18 @@ def release_run_config(landing: Path) -> dict:
     }
 
 
+def execute_release_job(
+    instance: dg.DagsterInstance, release: str, landing: Path
+) -> dg.ExecutionResult:
+    """Run the declared `load_release` job on one release, in this process."""
+    return dg.execute_job(
+        dg.reconstructable(release_job),
+        instance=instance,
+        tags={"dagster/partition": release},
+        run_config=release_run_config(landing),
+    )
+
+
 def load_release(release: str, landing: Path) -> int:
     """Add the partition and run the `load_release` job: tables, checks, cnpj_completo.
 
@@ -68,12 +80,7 @@ def load_release(release: str, landing: Path) -> int:
     instance.add_dynamic_partitions(RELEASES.name, [release])
     with collapsed_storage_retries():
         try:
-            result = dg.execute_job(
-                dg.reconstructable(release_job),
-                instance=instance,
-                tags={"dagster/partition": release},
-                run_config=release_run_config(landing),
-            )
+            result = execute_release_job(instance, release, landing)
         except Exception as error:
             if not lost_server(error):
                 raise

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import dagster as dg
 import psycopg
+from dagster._core.utils import make_new_run_id
 
 from cnpj_assets.assets import RELEASES, TABLE_ASSETS
 from cnpj_assets.postgres.server import ServerUrl
 from cnpj_assets.resources import build_resources
+from cnpj_assets.runs.worker import RunWorker
 from cnpj_assets_tests.conftest import RELEASE
 
 MEMBER = "F.K03200$Z.D61012.CNAECSV"  # a real cnaes member name
@@ -37,6 +39,20 @@ def materialize(
         resources=build_resources(str(landing)),
         raise_on_error=False,
     )
+
+
+def add_started_run(instance: dg.DagsterInstance, worker: RunWorker) -> str:
+    """A `load_release` run that says it is STARTED in `worker`'s process; its id."""
+    run_id = make_new_run_id()
+    instance.add_run(
+        dg.DagsterRun(
+            job_name="load_release",
+            run_id=run_id,
+            status=dg.DagsterRunStatus.STARTED,
+            tags=worker.tag(),
+        )
+    )
+    return run_id
 
 
 def query(server: ServerUrl, statement: str, params: tuple = ()) -> list[tuple]:

@@ -22,7 +22,6 @@ from pathlib import Path
 import dagster as dg
 import psycopg
 import pytest
-from dagster._core.utils import make_new_run_id
 
 from cnpj_assets.assets import LOAD_POOL
 from cnpj_assets.audit.schema import ensure_audit_schema
@@ -32,7 +31,7 @@ from cnpj_assets.runs.worker import RunWorker
 from cnpj_assets.specs import TABLES
 from cnpj_assets.synthetic import write_release
 from cnpj_assets_tests.dagster_processes import wait_for
-from cnpj_assets_tests.helpers import count_rows, query
+from cnpj_assets_tests.helpers import add_started_run, count_rows, query
 from cnpj_assets_tests.oracle import read_table
 from cnpj_assets_tests.server_control import outage
 
@@ -237,15 +236,7 @@ def test_sigterm_stops_a_running_load_within_seconds_and_the_next_run_resumes_it
 def test_a_load_waiting_for_a_slot_says_what_holds_it_and_stops_on_sigterm(
     landing: Path, home: Path, instance: dg.DagsterInstance, tmp_path: Path
 ) -> None:
-    holder = make_new_run_id()
-    instance.add_run(
-        dg.DagsterRun(
-            job_name="load_release",
-            run_id=holder,
-            status=dg.DagsterRunStatus.STARTED,
-            tags=RunWorker.current().tag(),  # this live process: the next load must leave it
-        )
-    )
+    holder = add_started_run(instance, RunWorker.current())  # alive: the next load leaves it
     storage = instance.event_log_storage
     storage.set_concurrency_slots(LOAD_POOL, 2)
     for step in ("cnpj__empresas", "cnpj__socios"):

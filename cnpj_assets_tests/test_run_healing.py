@@ -16,13 +16,13 @@ from collections.abc import Iterator
 import dagster as dg
 import psutil
 import pytest
-from dagster._core.utils import make_new_run_id
 from dagster._daemon.monitoring.run_monitoring import monitor_started_run
 
 from cnpj_assets.instance import get_instance
 from cnpj_assets.postgres.server import ServerUrl
 from cnpj_assets.runs.healing import heal_dead_runs
 from cnpj_assets.runs.worker import RunWorker
+from cnpj_assets_tests.helpers import add_started_run
 
 POOL = "healing_test_pool"
 
@@ -54,15 +54,7 @@ def dead_worker() -> RunWorker:
 
 def started_run(instance: dg.DagsterInstance, worker: RunWorker, slots: int = 1) -> str:
     """A STARTED run of `worker` holding `slots` slots of the test pool."""
-    run_id = make_new_run_id()
-    instance.add_run(
-        dg.DagsterRun(
-            job_name="load_release",
-            run_id=run_id,
-            status=dg.DagsterRunStatus.STARTED,
-            tags=worker.tag(),
-        )
-    )
+    run_id = add_started_run(instance, worker)
     for slot in range(slots):
         claim = instance.event_log_storage.claim_concurrency_slot(POOL, run_id, f"step{slot}")
         assert claim.is_claimed

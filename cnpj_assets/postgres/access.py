@@ -114,8 +114,7 @@ def check_table_owners(connection: psycopg.Connection, schemas: list[str]) -> No
         others = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
         raise MissingPrivilege(
             f"{table}{others} belong to role {owner}, and a load must own the tables it "
-            f"replaces; an admin can run: GRANT {owner} TO {role} (or ALTER TABLE {table} "
-            f"OWNER TO {role}, for each)"
+            f"replaces; an admin can run: ALTER TABLE {table} OWNER TO {role} (for each)"
         )
 
 
