@@ -13,6 +13,8 @@ import dagster as dg
 from cnpj_assets.executor import threaded_executor
 from cnpj_assets.loader import RunInfo, TableLoader, TableLoadSummary
 from cnpj_assets.resources import LandingResource, LoadSettingsResource, PostgresResource
+from cnpj_assets.runs.run_log import RunLogOrStderr
+from cnpj_assets.runs.stopping import stop_request
 from cnpj_assets.specs import TABLES, TableSpec
 
 RELEASES = dg.DynamicPartitionsDefinition(name="cnpj_release")
@@ -97,7 +99,13 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         load_settings: LoadSettingsResource,
     ) -> dg.MaterializeResult:
         release = landing.release(context.partition_key)
-        loader = TableLoader(postgres.url(), load_settings.settings(), progress=context.log.info)
+        stop = stop_request(context.run.run_id)
+        loader = TableLoader(
+            postgres.url(),
+            load_settings.settings(),
+            progress=RunLogOrStderr(context.log, stop),
+            stop=stop,
+        )
         run = RunInfo(
             asset_key=context.asset_key.to_user_string(),
             partition_key=context.partition_key,

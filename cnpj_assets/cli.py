@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import gc
+import os
 import sys
 import time
 from pathlib import Path
@@ -156,19 +158,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run a command; a refused release or an unreachable database is one line on stderr
-    (exit 2), with the traceback only under --debug."""
+    """Run a command; an error that says it all is one line on stderr, the traceback
+    only under --debug: a refused release folder or an unreachable database (exit 2), a
+    missing right, a malformed URL or a lost server (exit 1)."""
+    from cnpj_assets.one_line_error import OneLineError
+    from cnpj_assets.postgres.url import redact
+
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (ReleaseError, psycopg.OperationalError) as error:
+    except (OneLineError, ReleaseError, psycopg.OperationalError) as error:
         if args.debug:
             raise
-        first_line = (
-            str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        )
-        print(f"cnpj-assets {args.command}: {first_line}", file=sys.stderr)
-        return 2
+        message = str(error).strip()
+        if not isinstance(error, OneLineError):
+            message = message.splitlines()[0] if message else type(error).__name__
+        for variable in ("CNPJ_DATABASE_URL", "CNPJ_DAGSTER_STORAGE"):
+            message = redact(message, os.environ.get(variable, ""))
+        print(f"cnpj-assets {args.command}: {message}", file=sys.stderr)
+        return 1 if isinstance(error, OneLineError) else 2
+    finally:
+        # The interpreter's exit would collect every object Dagster and its imports made:
+        # 11 s measured after a load on a busy machine, 0.8 s with them frozen. A load
+        # stopped by Ctrl-C or SIGTERM must end within seconds.
+        gc.freeze()
 
 
 if __name__ == "__main__":

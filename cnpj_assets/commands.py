@@ -13,15 +13,29 @@ import psycopg
 
 from cnpj_assets import lineage
 from cnpj_assets.assets import RELEASES
+from cnpj_assets.audit.schema import AUDIT_SCHEMA
 from cnpj_assets.definitions import release_job
-from cnpj_assets.instance import get_instance, prepare_instance_home
+from cnpj_assets.instance import get_instance
+from cnpj_assets.postgres.access import check_access
 from cnpj_assets.postgres.server import ServerUrl, cnpj_home, server_url
+from cnpj_assets.postgres.tables import SCHEMA
 from cnpj_assets.releases.precheck import checked_release
+from cnpj_assets.releases.publication import CURRENT_SCHEMA
+from cnpj_assets.runs.healing import heal_dead_runs
+from cnpj_assets.runs.lost_server import (
+    ServerLost,
+    collapsed_storage_retries,
+    lost_server,
+    reason_of,
+)
 
 SUMMARY_SQL = """
 SELECT table_name, status, rows, rejects, duplicate_keys, seconds, target_table
 FROM cnpj_audit.table_load WHERE dagster_run_id = %s ORDER BY id
 """
+
+DATA_SCHEMAS = [SCHEMA, AUDIT_SCHEMA, CURRENT_SCHEMA]
+EXIT_STOPPED = 130  # the shell's code for a command ended by Ctrl-C
 
 EXAMPLE_CNPJ_SQL = """
 SELECT cnpj_basico || cnpj_ordem || cnpj_dv FROM cnpj.estabelecimentos
@@ -37,35 +51,71 @@ def release_run_config(landing: Path) -> dict:
     }
 
 
-def load_release(release: str, landing: Path) -> int:
-    """Add the partition and run the `load_release` job: tables, checks, cnpj_completo.
-
-    The declared job, not an ad-hoc selection: its run page in the UI can be
-    re-executed, and its executor runs independent steps side by side.
-    """
-    checked_release(landing, release)
-    server = server_url()
-    instance = get_instance(server)
-    instance.add_dynamic_partitions(RELEASES.name, [release])
-    print(f"PostgreSQL: {server.redacted()}", flush=True)
-    print(f"Dagster instance: {os.environ['DAGSTER_HOME']}", flush=True)
-    result = dg.execute_job(
+def execute_release_job(
+    instance: dg.DagsterInstance, release: str, landing: Path
+) -> dg.ExecutionResult:
+    """Run the declared `load_release` job on one release, in this process."""
+    return dg.execute_job(
         dg.reconstructable(release_job),
         instance=instance,
         tags={"dagster/partition": release},
         run_config=release_run_config(landing),
     )
+
+
+def load_release(release: str, landing: Path) -> int:
+    """Add the partition and run the `load_release` job: tables, checks, cnpj_completo.
+
+    The declared job, not an ad-hoc selection: its run page in the UI can be
+    re-executed, and its executor runs independent steps side by side. Before it, the
+    role's rights are checked and runs that died are healed (runs/healing.py); a
+    server lost during the run ends it with one line, not a traceback.
+    """
+    checked_release(landing, release)
+    server = server_url()
+    check_access(server.url, DATA_SCHEMAS)
+    instance = get_instance(server)
+    print(f"PostgreSQL: {server.redacted()}", flush=True)
+    print(f"Dagster instance: {os.environ['DAGSTER_HOME']}", flush=True)
+    heal_dead_runs(instance)
+    instance.add_dynamic_partitions(RELEASES.name, [release])
+    with collapsed_storage_retries():
+        try:
+            result = execute_release_job(instance, release, landing)
+        except Exception as error:
+            if not lost_server(error):
+                raise
+            raise ServerLost(
+                f"PostgreSQL ({server.redacted()}) was lost while loading {release} "
+                f"({reason_of(error)}); the run could not record its end. The next "
+                f"`cnpj-assets load --release {release}` marks it failed, frees its pool slots "
+                "and resumes each table from its committed sub-batches"
+            ) from None
     print_summary(server, result.run_id)
     print_publication(server, result.run_id, release)
+    if result.dagster_run.status == dg.DagsterRunStatus.CANCELED:
+        print(
+            f"load of {release} stopped; the next `cnpj-assets load --release {release}` resumes "
+            "each table from its committed sub-batches"
+        )
+        return EXIT_STOPPED
     if not result.success:
+        print_failures(result)
         print(f"load of {release} FAILED; see the run {result.run_id} in `cnpj-assets ui`")
         return 1
     return 0
 
 
 def print_summary(server: ServerUrl, run_id: str) -> None:
-    with psycopg.connect(server.url) as connection:
-        rows = connection.execute(SUMMARY_SQL, (run_id,)).fetchall()
+    """The run's tables from the audit; a word instead when the audit cannot be read."""
+    try:
+        with psycopg.connect(server.url) as connection:
+            rows = connection.execute(SUMMARY_SQL, (run_id,)).fetchall()
+    except psycopg.errors.UndefinedTable:
+        return  # no table was loaded yet: the failures below say why
+    except psycopg.OperationalError as error:
+        print(f"(no summary: PostgreSQL cannot be read: {reason_of(error)})")
+        return
     header = (
         f"{'table':<16} {'status':<10} {'rows':>12} {'rejects':>8} {'dup keys':>8} "
         f"{'s':>7} {'rows/s':>10}"
@@ -81,18 +131,31 @@ def print_summary(server: ServerUrl, run_id: str) -> None:
 
 def print_publication(server: ServerUrl, run_id: str, release: str) -> None:
     """What the run's publication step decided, in one line."""
-    with psycopg.connect(server.url) as connection:
-        row = connection.execute(
-            "SELECT outcome, reason FROM cnpj_audit.publication WHERE dagster_run_id = %s "
-            "ORDER BY id DESC LIMIT 1",
-            (run_id,),
-        ).fetchone()
+    try:
+        with psycopg.connect(server.url) as connection:
+            row = connection.execute(
+                "SELECT outcome, reason FROM cnpj_audit.publication WHERE dagster_run_id = %s "
+                "ORDER BY id DESC LIMIT 1",
+                (run_id,),
+            ).fetchone()
+    except (psycopg.errors.UndefinedTable, psycopg.OperationalError):
+        row = None
     if row is None:
         print(f"\n{release} was not considered for publication (the run stopped before)")
     elif row[0] == "published":
         print(f"\n{release} published: cnpj_current shows it ({row[1]})")
     else:
         print(f"\n{release} {row[0]}: {row[1]}")
+
+
+def print_failures(result: dg.ExecutionResult) -> None:
+    """Each failed step's error in one line, so the real error is the last thing read."""
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE" and event.step_failure_data:
+            error = event.step_failure_data.error
+            cause = error.cause if error and error.cause else error
+            if cause is not None:
+                print(f"{event.step_key} failed: {cause.message.strip().splitlines()[0]}")
 
 
 def print_lineage_example(server: ServerUrl, release: str) -> None:
@@ -122,7 +185,9 @@ def demo(rows: int) -> int:
 def ui(port: int) -> int:
     """Run `dagster dev` on the project's instance and code location."""
     server = server_url()
-    home = prepare_instance_home(server)
+    check_access(server.url, DATA_SCHEMAS)
+    get_instance(server)
+    home = Path(os.environ["DAGSTER_HOME"])
     os.environ.setdefault("CNPJ_LANDING_DIR", str(cnpj_home() / "landing"))
     dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
     command = [dagster, "dev", "-m", "cnpj_assets.definitions", "-p", str(port)]

@@ -249,9 +249,6 @@ def ensure_view(connection: psycopg.Connection) -> None:
             connection.execute(sql.SQL("DROP TABLE {} CASCADE").format(VIEW))
         elif kind == "v":
             connection.execute(sql.SQL("DROP VIEW {}").format(VIEW))
-        connection.execute(
-            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(tables.SCHEMA))
-        )
         connection.execute(sql.SQL("CREATE VIEW {} AS {}").format(VIEW, view_statement()))
         connection.execute(sql.SQL("COMMENT ON VIEW {} IS {}").format(VIEW, sql.Literal(comment)))
 

@@ -1,11 +1,15 @@
-"""The Dagster instance: runs and events in the same PostgreSQL server, database `dagster`.
+"""The Dagster instance: runs and events in PostgreSQL, where CNPJ_DAGSTER_STORAGE says.
 
 The project writes `$CNPJ_HOME/dagster/dagster.yaml` and points DAGSTER_HOME at it, so
 the CLI's loads and `dagster dev` share one instance. The storage URL is read from the
-environment variable DAGSTER_PG_URL by Dagster itself, so it is never written to disk.
-With the pinned versions it must use the `postgresql+psycopg2://` driver. The table
-assets share the concurrency pool `cnpj_postgres`; its limit (default 2, the number of
-loads that hit PostgreSQL at once across all runs) comes from CNPJ_LOAD_POOL_LIMIT.
+environment variable DAGSTER_PG_URL by Dagster itself, so it is never written to disk
+(see dagster_storage.py for where the runs live). The table assets share the
+concurrency pool `cnpj_postgres`, whose limit (default 2, the number of loads that hit
+PostgreSQL at once across all runs) comes from CNPJ_LOAD_POOL_LIMIT.
+
+Run monitoring is on, with a launcher that can tell a dead run worker (runs/launcher.py):
+where the daemon runs, a run whose process died is marked failed and, 30 s after a
+run ends, any pool slot it still holds is freed.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from cnpj_assets.postgres.server import DAGSTER_DATABASE, ServerUrl, cnpj_home, ensure_database
+from cnpj_assets.assets import LOAD_POOL
+from cnpj_assets.dagster_storage import dagster_storage
+from cnpj_assets.postgres.server import ServerUrl, cnpj_home
 
 DAGSTER_YAML = """\
 storage:
@@ -25,6 +31,14 @@ storage:
 run_coordinator:
   module: dagster.core.run_coordinator
   class: QueuedRunCoordinator
+run_launcher:
+  module: cnpj_assets.runs.launcher
+  class: WatchedRunLauncher
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 30
+  max_resume_run_attempts: 0
+  free_slots_after_run_end_seconds: 30
 concurrency:
   pools:
     default_limit: {pool_limit}
@@ -32,20 +46,44 @@ telemetry:
   enabled: false
 """
 POOL_LIMIT_VARIABLE = "CNPJ_LOAD_POOL_LIMIT"
+DEFAULT_POOL_LIMIT = 2
+
+
+def pool_limit() -> int:
+    return int(os.environ.get(POOL_LIMIT_VARIABLE) or DEFAULT_POOL_LIMIT)
 
 
 def prepare_instance_home(server: ServerUrl) -> Path:
-    """Write dagster.yaml, create the `dagster` database, set DAGSTER_HOME and the URL."""
-    ensure_database(server, DAGSTER_DATABASE)
+    """Write dagster.yaml, prepare Dagster's storage, set DAGSTER_HOME and the storage URL."""
+    storage = dagster_storage(server)
+    storage.prepare()
     home = cnpj_home() / "dagster"
     home.mkdir(parents=True, exist_ok=True)
-    pool_limit = int(os.environ.get(POOL_LIMIT_VARIABLE, "2"))
-    (home / "dagster.yaml").write_text(DAGSTER_YAML.format(pool_limit=pool_limit))
+    (home / "dagster.yaml").write_text(DAGSTER_YAML.format(pool_limit=pool_limit()))
     os.environ["DAGSTER_HOME"] = str(home)
-    os.environ["DAGSTER_PG_URL"] = server.sqlalchemy(DAGSTER_DATABASE)
+    os.environ["DAGSTER_PG_URL"] = storage.sqlalchemy_url()
     return home
 
 
+def apply_pool_limit(instance: dg.DagsterInstance, pool: str) -> None:
+    """Bring an existing pool to CNPJ_LOAD_POOL_LIMIT, through the instance's API.
+
+    dagster.yaml's default only reaches a pool when it is first used. Changed later,
+    Dagster 1.13.27 tries to re-insert the pool's row on every claim and every step
+    fails (UniqueViolation on concurrency_limits_concurrency_key_key); setting the limit
+    here first avoids that. A limit set in the UI is kept unless the variable is set.
+    """
+    current = {limit.name: limit for limit in instance.event_log_storage.get_pool_limits()}
+    existing = current.get(pool)
+    if existing is None or existing.limit == pool_limit():
+        return
+    if existing.from_default or os.environ.get(POOL_LIMIT_VARIABLE):
+        instance.event_log_storage.set_concurrency_slots(pool, pool_limit())
+
+
 def get_instance(server: ServerUrl) -> dg.DagsterInstance:
+    """The project's instance, with the table loads' pool at its configured limit."""
     prepare_instance_home(server)
-    return dg.DagsterInstance.get()
+    instance = dg.DagsterInstance.get()
+    apply_pool_limit(instance, LOAD_POOL)
+    return instance

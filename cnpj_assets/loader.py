@@ -9,8 +9,9 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import groupby
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -37,6 +38,7 @@ from cnpj_assets.reader import (
 from cnpj_assets.reader.prefetch import Prefetched
 from cnpj_assets.releases.space import check_space
 from cnpj_assets.resume import adopt_child, drop_leftovers, plan_resume
+from cnpj_assets.runs.stopping import LoadStopped, StopRequest
 from cnpj_assets.specs import TableSpec
 
 ProgressCallback = Callable[[str], None]
@@ -73,7 +75,7 @@ class LoadSettings:
 
 
 class LoadRetriesExhausted(RuntimeError):
-    """The PostgreSQL connection kept failing; the message says how often and why."""
+    """The PostgreSQL connection kept failing; the message says where, how often and why."""
 
 
 @dataclass
@@ -102,10 +104,13 @@ class TableLoader:
         database_url: str,
         settings: LoadSettings,
         progress: ProgressCallback = print,
+        stop: StopRequest | None = None,
     ) -> None:
         self.database_url = database_url
         self.settings = settings
         self.progress = progress
+        self.stop = stop or StopRequest()
+        self._doing = ""  # the zip in hand, or the key build: what a lost server interrupted
 
     def load(
         self, spec: TableSpec, release: Release, run: RunInfo | None = None
@@ -124,32 +129,57 @@ class TableLoader:
 
         A lost connection (PostgreSQL restarted, a backend killed, the network cut) is
         retried with exponential back-off, a bounded number of times; each retry
-        resumes from the sub-batches already committed, so nothing is copied twice.
+        resumes from the sub-batches already committed, so nothing is copied twice. A
+        stop asked of the run ends the load at its next batch, or at once while it
+        waits to retry, and cancels the statement running on its data connection.
         """
         run = run or RunInfo()
         for attempt in range(1, self.settings.retries + 2):
             try:
                 return self._attempt(spec, release, files, run)
+            except LoadStopped as stopped:
+                self.progress(str(stopped))  # the run's log may be what ended the run
+                raise
             except psycopg.OperationalError as error:
-                if attempt > self.settings.retries:
-                    raise LoadRetriesExhausted(
-                        f"{spec.name} {release}: the PostgreSQL connection failed on all "
-                        f"{attempt} attempts; last error: {error}"
-                    ) from error
+                where = f"{spec.name} {release}" + (f" ({self._doing})" if self._doing else "")
+                reason = " ".join(str(error).split())
+                if self.stop.is_set() or attempt > self.settings.retries:
+                    raise self._given_up(where, attempt, reason) from error
                 delay = self.settings.retry_backoff_seconds * 2 ** (attempt - 1)
                 self.progress(
-                    f"{spec.name} {release}: PostgreSQL connection lost ({error}); retrying "
-                    f"in {delay:.1f} s, resuming from the committed sub-batches"
+                    f"{where}: PostgreSQL connection lost ({reason}); retrying in {delay:.1f} s, "
+                    "resuming from the committed sub-batches"
                 )
-                time.sleep(delay)
+                if self.stop.wait(delay):
+                    raise self._given_up(where, attempt, reason) from error
         raise AssertionError("unreachable: the loop returns or raises")
+
+    def _given_up(self, where: str, attempts: int, reason: str) -> Exception:
+        """Why a load that lost its connection ends, said as progress too.
+
+        A lost server takes the run's log with it: this line then goes to stderr
+        (runs/run_log.py), the only place it can still be read.
+        """
+        failure = (
+            self.stop.stopped(where)
+            if self.stop.is_set()
+            else LoadRetriesExhausted(
+                f"{where}: the PostgreSQL connection failed on all {attempts} attempts "
+                f"({reason}); the next run resumes from the committed sub-batches"
+            )
+        )
+        self.progress(str(failure))
+        return failure
 
     def _attempt(
         self, spec: TableSpec, release: str, files: tuple[ReleaseFile, ...], run: RunInfo
     ) -> TableLoadSummary:
         audit = AuditService(self.database_url)
         try:
-            with psycopg.connect(self.database_url, autocommit=True) as data:
+            with (
+                psycopg.connect(self.database_url, autocommit=True) as data,
+                self.stop.calling(partial(_cancel_quietly, data)),
+            ):
                 self._lock(audit, data, spec, release, run)
                 try:
                     return self._load(audit, data, spec, release, files, run)
@@ -236,11 +266,13 @@ class TableLoader:
                     )
                     copier.copy_files(
                         (
-                            _opening_and_batches(file_steps)
+                            self._opening_and_batches(spec, release, file_steps)
                             for _, file_steps in groupby(steps, key=lambda s: s.file.zip_name)
                         ),
                         resumes,
                     )
+                self.stop.check(f"{spec.name} {release}")
+                self._doing = "building its key and indexes"
                 duplicates, index_seconds = self._indexes(audit, data, child, table_node, keep)
                 target = tables.swap_in(data, child, self.settings.lock_policy(), self.progress)
             finally:
@@ -279,6 +311,24 @@ class TableLoader:
                 table_node.id, None, [duplicates.audit_row(spec.key, table_node.rows)]
             )
         return duplicates.values, seconds
+
+    def _opening_and_batches(
+        self, spec: TableSpec, release: str, file_steps: Iterator[ReadStep]
+    ) -> tuple[ReadStep, Iterator[Batch]]:
+        """A file's opening step and the lazy stream of its batches, each after a stop check.
+
+        The file in hand is remembered, so a lost server or a stop names it.
+        """
+        opened = next(file_steps)
+        self._doing = opened.file.zip_name
+
+        def batches() -> Iterator[Batch]:
+            for step in file_steps:
+                self.stop.check(f"{spec.name} {release} ({opened.file.zip_name})")
+                if step.batch is not None:
+                    yield step.batch
+
+        return opened, batches()
 
 
 def _extracted(
@@ -363,10 +413,10 @@ def _read_steps(
                 started.close()
 
 
-def _opening_and_batches(file_steps: Iterator[ReadStep]) -> tuple[ReadStep, Iterator[Batch]]:
-    """A file's steps split into its opening step and the lazy stream of its batches."""
-    opened = next(file_steps)
-    return opened, (step.batch for step in file_steps if step.batch is not None)
+def _cancel_quietly(connection: psycopg.Connection) -> None:
+    """Cancel the connection's running statement, if any; a closed one has nothing to cancel."""
+    with suppress(psycopg.Error):
+        connection.cancel_safe(timeout=5)
 
 
 def _smallest_first(files: tuple[ReleaseFile, ...]) -> tuple[ReleaseFile, ...]:

@@ -16,9 +16,15 @@ RELEASE = "2026-10"
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerUrl]:
+def embedded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session server's CNPJ_HOME; its data (and postmaster.pid) are in `pgdata`."""
+    return tmp_path_factory.mktemp("cnpj_home")
+
+
+@pytest.fixture(scope="session")
+def postgres_server(embedded_home: Path) -> Iterator[ServerUrl]:
     """A real PostgreSQL for the whole session; CNPJ_DATABASE_URL points the code at it."""
-    home = tmp_path_factory.mktemp("cnpj_home")
+    home = embedded_home
     previous = {k: os.environ.get(k) for k in ("CNPJ_HOME", "CNPJ_DATABASE_URL")}
     os.environ["CNPJ_HOME"] = str(home)
     server = start_embedded_server(home)

@@ -12,11 +12,13 @@ from pathlib import Path
 import dagster as dg
 import psycopg
 import pytest
+from dagster._core.utils import make_new_run_id
 
 from cnpj_assets.assets import RELEASES, TABLE_ASSETS
 from cnpj_assets.instance import get_instance
 from cnpj_assets.postgres.server import ServerUrl, ensure_database
 from cnpj_assets.resources import build_resources
+from cnpj_assets.runs.worker import RunWorker
 from cnpj_assets.synthetic.csvformat import join_record
 from cnpj_assets_tests.conftest import RELEASE
 
@@ -45,6 +47,20 @@ def materialize(
         resources=build_resources(str(landing)),
         raise_on_error=False,
     )
+
+
+def add_started_run(instance: dg.DagsterInstance, worker: RunWorker) -> str:
+    """A `load_release` run that says it is STARTED in `worker`'s process; its id."""
+    run_id = make_new_run_id()
+    instance.add_run(
+        dg.DagsterRun(
+            job_name="load_release",
+            run_id=run_id,
+            status=dg.DagsterRunStatus.STARTED,
+            tags=worker.tag(),
+        )
+    )
+    return run_id
 
 
 def query(server: ServerUrl, statement: str, params: tuple = ()) -> list[tuple]:

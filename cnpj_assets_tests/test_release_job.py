@@ -15,8 +15,7 @@ import dagster as dg
 import pytest
 
 from cnpj_assets.assets import LOAD_POOL, RELEASES
-from cnpj_assets.commands import load_release, release_run_config
-from cnpj_assets.definitions import release_job
+from cnpj_assets.commands import execute_release_job, load_release
 from cnpj_assets.postgres.server import ServerUrl
 from cnpj_assets.specs import TABLES
 from cnpj_assets.synthetic import write_release
@@ -122,12 +121,7 @@ def test_a_failed_step_fails_the_run_and_skips_only_what_needs_it(
 ) -> None:
     instance.add_dynamic_partitions(RELEASES.name, [BROKEN])
     try:
-        result = dg.execute_job(
-            dg.reconstructable(release_job),
-            instance=instance,
-            tags={"dagster/partition": BROKEN},
-            run_config=release_run_config(landing),
-        )
+        result = execute_release_job(instance, BROKEN, landing)
     finally:
         drop_release(server, BROKEN)
     assert not result.success

@@ -157,7 +157,8 @@ def test_kill_9_mid_load_keeps_the_old_release_and_the_next_run_finishes(
     assert resumed + copied == expected
     leftovers = query(
         postgres_server,
-        "SELECT count(*) FROM pg_tables WHERE schemaname = 'cnpj' AND tablename LIKE '%%_load%%'",
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'cnpj' AND tablename LIKE %s",
+        (f"estabelecimentos_{RELEASE.replace('-', '_')}_load%",),
     )[0][0]
     assert leftovers == 0
 

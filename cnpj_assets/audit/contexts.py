@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -121,7 +121,11 @@ class AuditService:
         try:
             yield node
         except BaseException as error:
-            self._close(node, FAILED, _error_text(error))
+            # With the server gone the row cannot say FAILED; it stays RUNNING, and the
+            # next load, holding the table's lock, marks it ABANDONED. The error that
+            # ended the context is the one raised, not the audit's lost connection.
+            with suppress(psycopg.OperationalError):
+                self._close(node, FAILED, _error_text(error))
             raise
         self._close(node, COMPLETED, None)
 

@@ -14,9 +14,10 @@ import hashlib
 import psycopg
 from psycopg import sql
 
-AUDIT_DDL = """
-CREATE SCHEMA IF NOT EXISTS cnpj_audit;
+from cnpj_assets.postgres.access import ensure_schema
 
+AUDIT_SCHEMA = "cnpj_audit"
+AUDIT_DDL = """
 CREATE TABLE IF NOT EXISTS cnpj_audit.table_load (
     id bigserial PRIMARY KEY,
     table_name text NOT NULL,
@@ -175,18 +176,29 @@ def ensure_audit_schema(connection: psycopg.Connection) -> None:
     Every table load opens the audit, and the DDL takes exclusive locks even when it
     changes nothing (`ALTER TABLE ... ADD COLUMN IF NOT EXISTS`): run each time, it
     queued readers of the audit and deadlocked with a check reading it in parallel.
-    The schema's comment carries the DDL's hash; only a different one runs the DDL,
-    under an advisory lock that keeps parallel runs apart.
+    The comment of `table_load` carries the DDL's hash (a table the role owns: the
+    schema may be an admin's); only a different one runs the DDL, under an advisory
+    lock that keeps parallel steps apart; a step that waited for it looks again, since
+    running the DDL a second time, beside a step already using the tables, deadlocked
+    (seen on a fresh database). The schema itself is used as it is when it exists
+    (postgres/access.py).
     """
     marker = f"cnpj_audit DDL sha256 {hashlib.sha256(AUDIT_DDL.encode()).hexdigest()}"
-    current = connection.execute(
-        "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = 'cnpj_audit'"
-    ).fetchone()
-    if current is not None and current[0] == marker:
+    if _current_marker(connection) == marker:
         return
+    ensure_schema(connection, AUDIT_SCHEMA)
     with connection.transaction():
         connection.execute("SELECT pg_advisory_xact_lock(hashtext('cnpj_audit.schema'))")
+        if _current_marker(connection) == marker:
+            return  # a parallel step ran it while this one waited for the lock
         connection.execute(AUDIT_DDL)
         connection.execute(
-            sql.SQL("COMMENT ON SCHEMA cnpj_audit IS {}").format(sql.Literal(marker))
+            sql.SQL("COMMENT ON TABLE cnpj_audit.table_load IS {}").format(sql.Literal(marker))
         )
+
+
+def _current_marker(connection: psycopg.Connection) -> str | None:
+    row = connection.execute(
+        "SELECT obj_description(to_regclass('cnpj_audit.table_load'), 'pg_class')"
+    ).fetchone()
+    return row[0] if row else None

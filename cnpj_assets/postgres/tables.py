@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from cnpj_assets.postgres.access import ensure_schema
 from cnpj_assets.postgres.brief_locks import LockPolicy, with_brief_locks
 from cnpj_assets.quality.duplicate_keys import DuplicateKeys, count_duplicate_keys
 from cnpj_assets.specs import ColumnKind, TableSpec
@@ -49,14 +50,14 @@ def ensure_parent(connection: psycopg.Connection, spec: TableSpec) -> None:
 
     An existing parent is left alone (no DDL, no lock, no CREATE right needed). Loads
     running side by side create them under an advisory lock: two concurrent `CREATE
-    SCHEMA IF NOT EXISTS` can both find it missing, and one then fails.
+    ... IF NOT EXISTS` can both find the object missing, and one then fails.
     """
     exists = connection.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.{spec.name}",)).fetchone()
     if exists and exists[0] is not None:
         return
+    ensure_schema(connection, SCHEMA)
     with connection.transaction():
-        connection.execute("SELECT pg_advisory_xact_lock(hashtext('cnpj schema'))")
-        connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)))
+        connection.execute("SELECT pg_advisory_xact_lock(hashtext('cnpj_assets.schema'))")
         connection.execute(
             sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}) PARTITION BY LIST (release)").format(
                 qualified(spec.name), _columns_ddl(spec)
@@ -242,14 +243,19 @@ def _cancel_blocking_autovacuum_soon(connection: psycopg.Connection) -> None:
     A freshly loaded child is soon vacuumed by autovacuum (insert threshold), slowly,
     for minutes. A reload's LOCK then waits `deadlock_timeout` (1 s by default) before
     the deadlock check cancels the autovacuum: measured as a 1,000 ms LOCK in the
-    server log, an eighth of a 2 M-row load. Only a superuser may lower the timeout;
-    anyone else keeps the server's.
+    server log, an eighth of a 2 M-row load. Only a superuser (or, from PostgreSQL 15,
+    a role granted SET on the parameter) may lower the timeout; anyone else keeps the
+    server's. The right is looked up first: a refused SET writes an ERROR line to the
+    server's log at every swap.
     """
-    try:
-        with connection.transaction():
-            connection.execute("SET LOCAL deadlock_timeout = '20ms'")
-    except psycopg.errors.InsufficientPrivilege:
-        return
+    check = (
+        "SELECT has_parameter_privilege('deadlock_timeout', 'SET')"
+        if connection.info.server_version >= 150000
+        else "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+    )
+    allowed = connection.execute(check).fetchone()
+    if allowed and allowed[0]:
+        connection.execute("SET LOCAL deadlock_timeout = '20ms'")
 
 
 def _attached_children(connection: psycopg.Connection, parent: str, release: str) -> list[str]:

@@ -31,6 +31,7 @@ import psycopg
 from psycopg import sql
 
 from cnpj_assets.postgres import tables
+from cnpj_assets.postgres.access import ensure_schema
 from cnpj_assets.specs import (
     EMPRESAS,
     ESTABELECIMENTOS,
@@ -286,11 +287,9 @@ def comparison_statement(
 
 
 def ensure_parent(connection: psycopg.Connection) -> None:
+    ensure_schema(connection, tables.SCHEMA)
     with connection.transaction():
-        connection.execute("SELECT pg_advisory_xact_lock(hashtext('cnpj schema'))")
-        connection.execute(
-            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(tables.SCHEMA))
-        )
+        connection.execute("SELECT pg_advisory_xact_lock(hashtext('cnpj_assets.schema'))")
         connection.execute(sql.SQL(PARENT_DDL).format(table=tables.qualified(CHANGES.name)))  # noqa: S608
 
 

@@ -23,6 +23,7 @@ from psycopg import sql
 from cnpj_assets import completo
 from cnpj_assets.audit.queries import published_release
 from cnpj_assets.postgres import tables
+from cnpj_assets.postgres.access import ensure_schema
 from cnpj_assets.postgres.brief_locks import LockPolicy, with_brief_locks
 from cnpj_assets.specs import TABLES
 
@@ -60,9 +61,7 @@ def _record(connection: psycopg.Connection, publication: Publication, run_id: st
 def _point_views(connection: psycopg.Connection, release: str) -> None:
     """Every cnpj_current view over the release's rows (replaced, or re-created when a
     table's columns changed since the view was made)."""
-    connection.execute(
-        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(CURRENT_SCHEMA))
-    )
+    ensure_schema(connection, CURRENT_SCHEMA)
     for name in VIEWS:
         view = sql.Identifier(CURRENT_SCHEMA, name)
         select = sql.SQL("SELECT * FROM {} WHERE release = {}").format(
