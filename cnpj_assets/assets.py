@@ -10,6 +10,7 @@ from typing import Any
 
 import dagster as dg
 
+from cnpj_assets import plotted
 from cnpj_assets.executor import threaded_executor
 from cnpj_assets.loader import RunInfo, TableLoader, TableLoadSummary
 from cnpj_assets.resources import LandingResource, LoadSettingsResource, PostgresResource
@@ -60,15 +61,15 @@ def materialization_metadata(spec: TableSpec, summary: TableLoadSummary) -> dict
         "subbatches": dg.MetadataValue.int(subbatches),
         "rejected_rows": dg.MetadataValue.int(tree["rejects"]),
         "duplicate_keys": dg.MetadataValue.int(tree["duplicate_keys"] or 0),
-        "seconds": dg.MetadataValue.float(seconds),
-        "rows_per_second": dg.MetadataValue.float(tree["rows"] / seconds if seconds else 0.0),
-        "index_seconds": dg.MetadataValue.float(float(tree["index_seconds"] or 0)),
+        "seconds": plotted.seconds(seconds),
+        "rows_per_second": plotted.rate(tree["rows"], seconds),
+        "index_seconds": plotted.seconds(float(tree["index_seconds"] or 0)),
         "bytes_read": dg.MetadataValue.int(tree["bytes_read"]),
         "files_loaded": dg.MetadataValue.md(_files_markdown(tree)),
         "audit_tree": dg.MetadataValue.json(json.loads(json.dumps(tree, default=str))),
         "dagster/column_schema": column_schema(spec),
         "dagster/table_name": dg.MetadataValue.text(summary.target_table),
-        "table_load_id": dg.MetadataValue.int(summary.table_load_id),
+        "table_load_id": plotted.audit_id(summary.table_load_id),
     }
 
 

@@ -109,12 +109,27 @@ def test_multiline_values_and_their_lines(
     pytest.fail("the quirks release has no multi-line nome_fantasia")
 
 
+def test_the_ui_plots_measures_only_and_rounded(loaded: dg.ExecuteInProcessResult) -> None:
+    """The UI plots every int and float: no audit id among them, durations and rates rounded."""
+    for event in loaded.get_asset_materialization_events():
+        metadata = event.materialization.metadata
+        plotted = {
+            label: value.value
+            for label, value in metadata.items()
+            if isinstance(value, dg.IntMetadataValue | dg.FloatMetadataValue)
+        }
+        assert {"seconds", "rows_per_second", "dagster/row_count"} <= plotted.keys()
+        assert not [label for label in plotted if label.endswith("_id")]
+        assert all(round(value, 2) == value for value in plotted.values()), plotted
+        assert metadata["table_load_id"].value.isdigit()
+
+
 def test_audit_tree_adds_up_and_matches_metadata(loaded, postgres_server: ServerUrl) -> None:
     materializations = loaded.get_asset_materialization_events()
     assert len(materializations) == len(TABLES)
     for event in materializations:
         metadata = event.materialization.metadata
-        load_id = metadata["table_load_id"].value
+        load_id = int(metadata["table_load_id"].value)
         table_rows, status, seconds, index_seconds = query(
             postgres_server,
             "SELECT rows, status, seconds, index_seconds FROM cnpj_audit.table_load WHERE id = %s",
@@ -123,7 +138,7 @@ def test_audit_tree_adds_up_and_matches_metadata(loaded, postgres_server: Server
         assert status == "COMPLETED"
         assert metadata["dagster/row_count"].value == table_rows
         assert 0 < index_seconds < seconds, "the key and index build is timed within the load"
-        assert metadata["index_seconds"].value == index_seconds
+        assert metadata["index_seconds"].value == round(index_seconds, 2)
         levels = query(
             postgres_server,
             """SELECT

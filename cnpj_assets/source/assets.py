@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from cnpj_assets import plotted
 from cnpj_assets.assets import GROUP, RELEASES
 from cnpj_assets.resources import LandingResource
 from cnpj_assets.snapshot import SUCCESS_MARKER, expected_zip_names
@@ -90,8 +91,8 @@ def release_files(
             "downloaded_bytes": dg.MetadataValue.int(fetched),
             "stalls": dg.MetadataValue.int(sum(o.stalls for o in outcomes)),
             "resumes": dg.MetadataValue.int(sum(o.resumes for o in outcomes)),
-            "seconds": dg.MetadataValue.float(seconds),
-            "megabytes_per_second": dg.MetadataValue.float(fetched / MB / max(seconds, 1e-6)),
+            "seconds": plotted.seconds(seconds),
+            "megabytes_per_second": plotted.rate(fetched / MB, seconds, digits=2),
             "folder": dg.MetadataValue.path(str(folder)),
             "source": dg.MetadataValue.url(files[0].url.rsplit("/", 1)[0] + "/"),
             "files_downloaded": dg.MetadataValue.md(_outcomes_markdown(outcomes)),
