@@ -100,6 +100,13 @@ def release_files(
     )
 
 
+download_job = dg.define_asset_job(
+    "download_release",
+    selection=dg.AssetSelection.assets(RELEASE_FILES_KEY),
+    description="Download one release from the Receita Federal share into the landing folder.",
+    executor_def=dg.in_process_executor,
+)
+
 download_and_load_job = dg.define_asset_job(
     "download_and_load_release",
     selection=dg.AssetSelection.assets(RELEASE_FILES_KEY) | dg.AssetSelection.groups(GROUP),
