@@ -1,11 +1,12 @@
-"""What the CLI's load, demo and ui commands do, apart from parsing arguments."""
+"""What the CLI's commands do, apart from parsing arguments."""
 
 from __future__ import annotations
 
 import os
-import shutil
+import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -13,10 +14,11 @@ import psycopg
 
 from cnpj_assets import lineage
 from cnpj_assets.assets import RELEASES
-from cnpj_assets.definitions import release_job
-from cnpj_assets.instance import get_instance, prepare_instance_home
-from cnpj_assets.landing import discover_release
-from cnpj_assets.postgres.server import ServerUrl, cnpj_home, server_url
+from cnpj_assets.definitions import release_download_job, release_job
+from cnpj_assets.instance import get_instance, instance_environment, prepare_instance_home
+from cnpj_assets.landing import default_landing_dir, discover_release, validate_release_name
+from cnpj_assets.postgres.control import embedded_server
+from cnpj_assets.postgres.server import ServerUrl, server_url
 
 SUMMARY_SQL = """
 SELECT table_name, status, rows, rejects, duplicate_keys, seconds, target_table
@@ -37,28 +39,76 @@ def release_run_config(landing: Path) -> dict:
     }
 
 
-def load_release(release: str, landing: Path) -> int:
-    """Add the partition and run the `load_release` job: tables, checks, cnpj_completo.
+def run_release_job(
+    job: Callable[[], dg.JobDefinition], release: str, landing: Path
+) -> dg.ExecutionResult:
+    """Add the partition and execute a declared job of the code location on the instance.
 
     The declared job, not an ad-hoc selection: its run page in the UI can be
-    re-executed, and its executor runs independent steps side by side.
+    re-executed, and it runs with the job's own executor.
     """
-    discover_release(landing, release)
+    validate_release_name(release)
     server = server_url()
     instance = get_instance(server)
     instance.add_dynamic_partitions(RELEASES.name, [release])
     print(f"PostgreSQL: {server.redacted()}", flush=True)
     print(f"Dagster instance: {os.environ['DAGSTER_HOME']}", flush=True)
-    result = dg.execute_job(
-        dg.reconstructable(release_job),
+    return dg.execute_job(
+        dg.reconstructable(job),
         instance=instance,
         tags={"dagster/partition": release},
         run_config=release_run_config(landing),
     )
-    print_summary(server, result.run_id)
+
+
+def load_release(release: str, landing: Path) -> int:
+    """Run the `load_release` job on a release in the landing folder: tables, checks,
+    cnpj_completo."""
+    discover_release(landing, release)
+    result = run_release_job(release_job, release, landing)
+    print_summary(server_url(), result.run_id)
     if not result.success:
         print(f"load of {release} FAILED; see the run {result.run_id} in `cnpj-assets ui`")
         return 1
+    return 0
+
+
+def download(release: str, landing: Path) -> int:
+    """Run the `download_release` job: the release's 37 zips into the landing folder."""
+    result = run_release_job(release_download_job, release, landing)
+    if not result.success:
+        print(f"download of {release} FAILED; see the run {result.run_id} in `cnpj-assets ui`")
+        return 1
+    print(f"{release}: 37 zips in {landing / release}")
+    print(f"load it: cnpj-assets load --release {release} --landing {landing}")
+    return 0
+
+
+def print_server_note() -> None:
+    """Say that the embedded server outlives the command, and how to stop it."""
+    server = embedded_server()
+    if not os.environ.get("CNPJ_DATABASE_URL") and server.running:
+        print(
+            f"\nThe embedded PostgreSQL (pid {server.pid}) keeps running for the next command "
+            "and the UI; stop it with: cnpj-assets server stop"
+        )
+
+
+def env() -> int:
+    """Print the exports that point Dagster's own CLI (`dagster`, `dg`) at the project."""
+    for name, value in instance_environment(server_url()).items():
+        print(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
+def add_partitions(releases: list[str]) -> int:
+    """Add `cnpj_release` partitions, so Dagster's CLI can materialize or backfill them."""
+    for release in releases:
+        validate_release_name(release)
+    instance = get_instance(server_url())
+    instance.add_dynamic_partitions(RELEASES.name, releases)
+    known = instance.get_dynamic_partitions(RELEASES.name)
+    print(f"partitions of {RELEASES.name}: {', '.join(sorted(known))}")
     return 0
 
 
@@ -91,7 +141,7 @@ def demo(rows: int) -> int:
     """Make a fake release with quirks, load it, print the summary and one lineage."""
     from cnpj_assets.synthetic import write_release
 
-    landing = cnpj_home() / "landing"
+    landing = default_landing_dir()
     release = "2026-10"
     print(f"Writing a synthetic release {release} ({rows:,} companies, with quirks) to {landing}")
     write_release(release=release, rows=rows, out_dir=landing, seed=0, quirks=True)
@@ -103,11 +153,11 @@ def demo(rows: int) -> int:
 
 
 def ui(port: int) -> int:
-    """Run `dagster dev` on the project's instance and code location."""
+    """Run `dg dev` (webserver, daemon, code server) on the project's instance and location."""
     server = server_url()
     home = prepare_instance_home(server)
-    os.environ.setdefault("CNPJ_LANDING_DIR", str(cnpj_home() / "landing"))
-    dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
-    command = [dagster, "dev", "-m", "cnpj_assets.definitions", "-p", str(port)]
+    os.environ.setdefault("CNPJ_LANDING_DIR", str(default_landing_dir()))
+    dg_cli = str(Path(sys.executable).with_name("dg"))
+    command = [dg_cli, "dev", "-w", str(home / "workspace.yaml"), "-p", str(port)]
     print(f"Dagster UI on http://127.0.0.1:{port} (instance {home})", flush=True)
     return subprocess.call(command)

