@@ -14,6 +14,7 @@ import psycopg
 
 from cnpj_assets import lineage
 from cnpj_assets.assets import RELEASES
+from cnpj_assets.declared_runs import execute_declared_job
 from cnpj_assets.definitions import release_download_job, release_job
 from cnpj_assets.instance import get_instance, instance_environment, prepare_instance_home
 from cnpj_assets.landing import default_landing_dir, discover_release, validate_release_name
@@ -44,8 +45,8 @@ def run_release_job(
 ) -> dg.ExecutionResult:
     """Add the partition and execute a declared job of the code location on the instance.
 
-    The declared job, not an ad-hoc selection: its run page in the UI can be
-    re-executed, and it runs with the job's own executor.
+    The declared job, not an ad-hoc selection, in a run that names its code location:
+    the UI can re-execute it, and it runs with the job's own executor.
     """
     validate_release_name(release)
     server = server_url()
@@ -53,11 +54,8 @@ def run_release_job(
     instance.add_dynamic_partitions(RELEASES.name, [release])
     print(f"PostgreSQL: {server.redacted()}", flush=True)
     print(f"Dagster instance: {os.environ['DAGSTER_HOME']}", flush=True)
-    return dg.execute_job(
-        dg.reconstructable(job),
-        instance=instance,
-        tags={"dagster/partition": release},
-        run_config=release_run_config(landing),
+    return execute_declared_job(
+        job, instance, release_run_config(landing), {"dagster/partition": release}
     )
 
 
