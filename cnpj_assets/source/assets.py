@@ -12,6 +12,7 @@ import dagster as dg
 
 from cnpj_assets import plotted
 from cnpj_assets.assets import GROUP, RELEASES
+from cnpj_assets.job_executor import release_executor
 from cnpj_assets.resources import LandingResource
 from cnpj_assets.snapshot import SUCCESS_MARKER, expected_zip_names
 from cnpj_assets.source.download import FileOutcome, download_release
@@ -111,4 +112,5 @@ download_and_load_job = dg.define_asset_job(
     "download_and_load_release",
     selection=dg.AssetSelection.assets(RELEASE_FILES_KEY) | dg.AssetSelection.groups(GROUP),
     description="Download one release from the Receita Federal share, then load its ten tables.",
+    executor_def=release_executor(),
 )
