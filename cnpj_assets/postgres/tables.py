@@ -43,18 +43,24 @@ def qualified(name: str) -> sql.Identifier:
 
 
 def ensure_parent(connection: psycopg.Connection, spec: TableSpec) -> None:
-    """Create the schema and the table's partitioned parent if they are missing."""
-    connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)))
-    connection.execute(
-        sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}) PARTITION BY LIST (release)").format(
-            qualified(spec.name), _columns_ddl(spec)
+    """Create the schema and the table's partitioned parent if they are missing.
+
+    Under a lock: the first loads into a fresh database run side by side, and two
+    `CREATE SCHEMA IF NOT EXISTS` at once still collide on the catalog's unique index.
+    """
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(hashtext('cnpj schema'))")
+        connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)))
+        connection.execute(
+            sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}) PARTITION BY LIST (release)").format(
+                qualified(spec.name), _columns_ddl(spec)
+            )
         )
-    )
-    connection.execute(
-        sql.SQL("COMMENT ON TABLE {} IS {}").format(
-            qualified(spec.name), sql.Literal(spec.description)
+        connection.execute(
+            sql.SQL("COMMENT ON TABLE {} IS {}").format(
+                qualified(spec.name), sql.Literal(spec.description)
+            )
         )
-    )
 
 
 def child_name(spec: TableSpec, release: str) -> str:
