@@ -13,13 +13,17 @@ import os
 import signal
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 
 from cnpj_assets.cli import build_parser, main
+from cnpj_assets.declared_runs import location_origin
+from cnpj_assets.instance import CODE_LOCATION, WORKSPACE_YAML
 from cnpj_assets.postgres.control import NOT_RUNNING, embedded_server
 from cnpj_assets.specs import TABLES
 from cnpj_assets.synthetic import write_release
@@ -154,3 +158,22 @@ def test_the_embedded_server_is_seen_and_stopped(user_env: dict[str, str]) -> No
     assert not embedded_server(home).running
     assert exited(pid)
     assert shell("cnpj-assets server status", user_env).returncode == NOT_RUNNING
+
+
+def test_the_code_location_has_one_name_everywhere(tmp_path: Path) -> None:
+    """pyproject.toml, both workspaces and the one `cnpj-assets ui` writes name it alike."""
+    pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]
+    workspaces = [
+        PROJECT_ROOT / "workspace.yaml",
+        PROJECT_ROOT / "deploy" / "workspace.yaml",
+    ]
+    names = {
+        pyproject["dagster"]["code_location_name"],
+        pyproject["dg"]["project"]["code_location_name"],
+        WORKSPACE_YAML.format(location=CODE_LOCATION).split("location_name: ")[1].strip(),
+    }
+    for workspace in workspaces:
+        (entry,) = yaml.safe_load(workspace.read_text())["load_from"]
+        names.add(next(iter(entry.values()))["location_name"])
+    assert names == {CODE_LOCATION}
+    assert location_origin("load_release").location_name == CODE_LOCATION
