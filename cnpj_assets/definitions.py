@@ -1,4 +1,5 @@
-"""The Dagster code location: assets, the release job and resources."""
+"""The Dagster code location: assets, checks, jobs, sensors, the retention schedule and
+resources."""
 
 import dagster as dg
 
@@ -6,6 +7,7 @@ from cnpj_assets.assets import TABLE_ASSETS, load_release_job
 from cnpj_assets.checks import TABLE_CHECKS
 from cnpj_assets.completo import cnpj_completo
 from cnpj_assets.resources import build_resources
+from cnpj_assets.run_log_retention import purge_run_log_lines_job, purge_run_log_lines_schedule
 from cnpj_assets.sensors import landing_sensor
 from cnpj_assets.source import (
     build_source_resource,
@@ -18,8 +20,9 @@ from cnpj_assets.source import (
 defs = dg.Definitions(
     assets=[*TABLE_ASSETS, cnpj_completo, release_files],
     asset_checks=TABLE_CHECKS,
-    jobs=[load_release_job, download_job, download_and_load_job],
+    jobs=[load_release_job, download_job, download_and_load_job, purge_run_log_lines_job],
     sensors=[landing_sensor, share_sensor],
+    schedules=[purge_run_log_lines_schedule],
     resources={**build_resources(), "receita": build_source_resource()},
 )
 
