@@ -6,15 +6,20 @@ assets' history in the UI. A release load logs a line per batch of every file, t
 per release; those plain log lines (events with no Dagster event type) are what this
 deletes once older than `keep_days`. Every structured event stays: steps,
 materializations with their metadata, check results, the run's timeline.
+
+The daily schedule runs where CNPJ_RUN_LOG_RETENTION_DAYS is set (the deployments of
+deploy/ set it), so a developer's instance keeps its logs unless asked.
 """
 
 import datetime
+import os
 
 import dagster as dg
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 
 KEEP_DAYS = 90
+RETENTION_VARIABLE = "CNPJ_RUN_LOG_RETENTION_DAYS"
 
 
 class RunLogRetention(dg.Config):
@@ -56,11 +61,28 @@ def purge_run_log_lines_job() -> None:
     purge_old_run_log_lines()
 
 
+def _retention_days() -> int | None:
+    """CNPJ_RUN_LOG_RETENTION_DAYS, which a production deployment sets; unset, None."""
+    value = os.environ.get(RETENTION_VARIABLE)
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{RETENTION_VARIABLE}={value!r}: expected a number of days, 1 or more")
+    return int(value)
+
+
+RETENTION_DAYS = _retention_days()
+
 purge_run_log_lines_schedule = dg.ScheduleDefinition(
     name="purge_run_log_lines_daily",
     job=purge_run_log_lines_job,
     cron_schedule="30 3 * * *",
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Daily at 03:30: the runs' log lines older than 90 days. Off by default; "
-    "deploy/README.md says when to switch it on.",
+    run_config={
+        "ops": {"purge_old_run_log_lines": {"config": {"keep_days": RETENTION_DAYS or KEEP_DAYS}}}
+    },
+    default_status=dg.DefaultScheduleStatus.RUNNING
+    if RETENTION_DAYS
+    else dg.DefaultScheduleStatus.STOPPED,
+    description="Daily at 03:30: the runs' log lines older than CNPJ_RUN_LOG_RETENTION_DAYS "
+    "(default 90). On where that variable is set (deploy/), off elsewhere.",
 )

@@ -1,6 +1,7 @@
 """The production deployment of deploy/, as separate processes: a code server for
 `cnpj_assets.definitions`, the webserver and the daemon, on deploy/dagster.yaml (an
-instance in PostgreSQL, queued runs, pool limits, run monitoring, tick retention).
+instance in PostgreSQL, queued runs, pool limits, run monitoring, tick retention), with
+the purge of old run log lines scheduled (CNPJ_RUN_LOG_RETENTION_DAYS).
 
 A complete release dropped into the landing folder must be found by the daemon's landing
 sensor, loaded by the run it launches through the code server, and seen through the
@@ -42,6 +43,8 @@ from cnpj_assets_tests.helpers import count_rows
 DEPLOY = PROJECT_ROOT / "deploy"
 RELEASE = "2034-01"
 INSTANCE_DATABASE = "dagster_deploy"
+SCHEDULES = """query($repo: RepositorySelector!) { schedulesOrError(repositorySelector: $repo) {
+  ... on Schedules { results { name scheduleState { status } } } } }"""
 
 
 @dataclass
@@ -71,6 +74,7 @@ def deployment(
         "DAGSTER_CODE_SERVER_HOST": "127.0.0.1",
         "DAGSTER_CODE_SERVER_PORT": str(grpc_port),
         "CNPJ_LANDING_DIR": str(landing),
+        "CNPJ_RUN_LOG_RETENTION_DAYS": "90",
         "PYTHONUNBUFFERED": "1",
     }
     workspace = ["-w", str(DEPLOY / "workspace.yaml")]
@@ -98,13 +102,17 @@ def deployment(
             stop_group(process)
 
 
-def test_the_three_processes_serve_one_location_named_as_the_project(
+def test_the_three_processes_serve_one_location_with_its_daemons_and_retention(
     deployment: Deployment,
 ) -> None:
     assert deployment.webserver.location == CODE_LOCATION
     daemons = (deployment.logs / "daemon.log").read_text()
     for daemon in ("SensorDaemon", "QueuedRunCoordinatorDaemon", "MonitoringDaemon"):
         assert daemon in daemons
+    webserver = deployment.webserver
+    schedules = webserver.graphql(SCHEDULES, repo=webserver.repository())["schedulesOrError"]
+    states = {s["name"]: s["scheduleState"]["status"] for s in schedules["results"]}
+    assert states == {"purge_run_log_lines_daily": "RUNNING"}
 
 
 def drop_release(landing: Path, release: str) -> None:

@@ -141,6 +141,7 @@ def test_the_helm_values_keep_the_limits_of_the_single_machine_deployment() -> N
     assert (server["host"], server["port"]) == (deployment["name"], deployment["port"])
     env = {e["name"]: e["value"] for e in deployment["env"]}
     assert env["CNPJ_EXECUTOR"] == "k8s"
+    assert int(env["CNPJ_RUN_LOG_RETENTION_DAYS"]) > 0
 
 
 def _merged(defaults: Any, overrides: Any) -> Any:

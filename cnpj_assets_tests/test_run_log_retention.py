@@ -3,6 +3,9 @@ old plain log lines go, the structured events (materializations, steps) stay, an
 does every log line younger than keep_days."""
 
 import datetime
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import dagster as dg
@@ -71,7 +74,21 @@ def test_old_log_lines_go_and_the_history_stays(instance: dg.DagsterInstance) ->
     assert {r.run_id for r in history} >= {old.run_id, recent.run_id}
 
 
-def test_the_purge_is_a_daily_schedule_off_by_default() -> None:
+def test_the_purge_runs_daily_where_a_retention_is_set_and_only_there() -> None:
     schedule = defs.resolve_schedule_def("purge_run_log_lines_daily")
     assert schedule.job_name == "purge_run_log_lines"
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    script = (
+        "import dagster as dg; from cnpj_assets.definitions import defs; "
+        "s = defs.resolve_schedule_def('purge_run_log_lines_daily'); "
+        "print(s.default_status.value, "
+        "s.evaluate_tick(dg.build_schedule_context()).run_requests[0].run_config)"
+    )
+    env = {**os.environ, "CNPJ_RUN_LOG_RETENTION_DAYS": "30"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    status, config = done.stdout.strip().splitlines()[-1].split(" ", 1)
+    assert status == "RUNNING"
+    assert "'keep_days': 30" in config
