@@ -42,9 +42,11 @@ def _load(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from cnpj_assets.commands import download
+    from cnpj_assets.commands import download, print_server_note
 
-    return download(args.release, Path(args.landing))
+    status = download(args.release, Path(args.landing))
+    print_server_note()
+    return status
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from cnpj_assets.instance import get_instance, instance_environment, prepare_ins
 from cnpj_assets.landing import default_landing_dir, discover_release, validate_release_name
 from cnpj_assets.postgres.control import embedded_server
 from cnpj_assets.postgres.server import ServerUrl, server_url
+from cnpj_assets.snapshot import expected_zip_names
 
 SUMMARY_SQL = """
 SELECT table_name, status, rows, rejects, duplicate_keys, seconds, target_table
@@ -77,7 +78,7 @@ def download(release: str, landing: Path) -> int:
     if not result.success:
         print(f"download of {release} FAILED; see the run {result.run_id} in `cnpj-assets ui`")
         return 1
-    print(f"{release}: 37 zips in {landing / release}")
+    print(f"{release}: {len(expected_zip_names())} zips in {landing / release}")
     print(f"load it: cnpj-assets load --release {release} --landing {landing}")
     return 0
 

@@ -17,16 +17,20 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import psycopg
 import pytest
 import yaml
 
 from cnpj_assets.cli import build_parser, main
 from cnpj_assets.declared_runs import location_origin
-from cnpj_assets.instance import CODE_LOCATION, WORKSPACE_YAML
+from cnpj_assets.instance import CODE_LOCATION, WORKSPACE_YAML, get_instance
 from cnpj_assets.postgres.control import NOT_RUNNING, embedded_server
+from cnpj_assets.postgres.server import ServerUrl
+from cnpj_assets.snapshot import expected_zip_names
 from cnpj_assets.specs import TABLES
 from cnpj_assets.synthetic import write_release
+from cnpj_assets_tests.webdav_server import FakeShare
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RELEASE = "2029-03"
@@ -177,3 +181,33 @@ def test_the_code_location_has_one_name_everywhere(tmp_path: Path) -> None:
         names.add(next(iter(entry.values()))["location_name"])
     assert names == {CODE_LOCATION}
     assert location_origin("load_release").location_name == CODE_LOCATION
+
+
+def test_download_runs_the_declared_job_with_progress(
+    postgres_server: ServerUrl, tmp_path: Path
+) -> None:
+    """`cnpj-assets download` fetches a release from the share (here a fake one) through
+    the download_release job, its log lines showing each zip as it lands."""
+    origin = tmp_path / "share"
+    write_release(release=RELEASE, rows=200, out_dir=origin, seed=42)
+    share = FakeShare.from_landing(origin, [RELEASE]).start()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_")},
+        "CNPJ_RECEITA_URL": share.share_url,
+        "CNPJ_RECEITA_LEGACY_URL": "",
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+    }
+    landing = tmp_path / "landing"
+    try:
+        done = shell(f"cnpj-assets download --release {RELEASE} --landing {landing}", env)
+    finally:
+        share.stop()
+    printed = checked(done) + done.stderr  # Dagster's log lines go to stderr
+    zips = sorted(p.name for p in (landing / RELEASE).glob("*.zip"))
+    assert zips == sorted(expected_zip_names())
+    assert (landing / RELEASE / "_SUCCESS").is_file()
+    assert "Cnaes.zip: " in printed and "in place after 1 attempt(s)" in printed
+    assert f"load it: cnpj-assets load --release {RELEASE}" in printed
+    instance = get_instance(postgres_server)
+    (run,) = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": RELEASE}))
+    assert (run.job_name, run.status) == ("download_release", dg.DagsterRunStatus.SUCCESS)

