@@ -57,11 +57,18 @@ def clean_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def drop_release(server: ServerUrl, release: str) -> None:
-    """Drop a release's children, so other modules see only the releases they load."""
+    """Drop a release's children, attached or left by a failed load (`..._load<id>`), so
+    other modules see only the releases they load."""
     with psycopg.connect(server.url, autocommit=True) as connection:
         for spec in TABLES.values():
-            name = sql.Identifier(SCHEMA, child_name(spec, release))
-            connection.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(name))
+            child = child_name(spec, release)
+            leftovers = connection.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename LIKE %s",
+                (SCHEMA, child.replace("_", r"\_") + r"\_load%"),
+            ).fetchall()
+            for name in [child, *(row[0] for row in leftovers)]:
+                table = sql.Identifier(SCHEMA, name)
+                connection.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
 
 
 @pytest.fixture(scope="module")
