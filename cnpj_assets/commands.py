@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -156,7 +157,7 @@ def ui(port: int) -> int:
     server = server_url()
     home = prepare_instance_home(server)
     os.environ.setdefault("CNPJ_LANDING_DIR", str(default_landing_dir()))
-    dg_cli = str(Path(sys.executable).with_name("dg"))
+    dg_cli = shutil.which("dg") or str(Path(sys.executable).with_name("dg"))
     command = [dg_cli, "dev", "-w", str(home / "workspace.yaml"), "-p", str(port)]
     print(f"Dagster UI on http://127.0.0.1:{port} (instance {home})", flush=True)
     return subprocess.call(command)

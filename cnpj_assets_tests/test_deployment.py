@@ -28,19 +28,10 @@ from cnpj_assets.postgres.server import ServerUrl, ensure_database
 from cnpj_assets.snapshot import SUCCESS_MARKER
 from cnpj_assets.specs import TABLES
 from cnpj_assets.synthetic import write_release
-from cnpj_assets_tests.dagster_processes import (
-    PROJECT_ROOT,
-    RUN_SECONDS,
-    Webserver,
-    executable,
-    free_port,
-    start,
-    stop_group,
-    wait_for,
-)
+from cnpj_assets_tests import dagster_processes
 from cnpj_assets_tests.helpers import count_rows
 
-DEPLOY = PROJECT_ROOT / "deploy"
+DEPLOY = dagster_processes.PROJECT_ROOT / "deploy"
 RELEASE = "2034-01"
 INSTANCE_DATABASE = "dagster_deploy"
 SCHEDULES = """query($repo: RepositorySelector!) { schedulesOrError(repositorySelector: $repo) {
@@ -49,12 +40,11 @@ SCHEDULES = """query($repo: RepositorySelector!) { schedulesOrError(repositorySe
 
 @dataclass
 class Deployment:
-    """The three processes, the landing folder they watch and where their logs go."""
+    """The webserver of the three processes, the landing folder they watch, their logs."""
 
-    webserver: Webserver
+    webserver: dagster_processes.Webserver
     landing: Path
     logs: Path
-    processes: dict[str, subprocess.Popen]
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +56,7 @@ def deployment(
     landing = tmp_path_factory.mktemp("deploy_landing")
     logs = tmp_path_factory.mktemp("deploy_logs")
     ensure_database(postgres_server, INSTANCE_DATABASE)
-    grpc_port, web_port = free_port(), free_port()
+    grpc_port, web_port = dagster_processes.free_port(), dagster_processes.free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_")},
         "DAGSTER_HOME": str(home),
@@ -80,26 +70,26 @@ def deployment(
     workspace = ["-w", str(DEPLOY / "workspace.yaml")]
     commands = {
         "code-server": [
-            executable("dagster"),
+            dagster_processes.executable("dagster"),
             *("code-server", "start", "-h", "127.0.0.1", "-p", str(grpc_port)),
             *("-m", "cnpj_assets.definitions", "--location-name", CODE_LOCATION),
         ],
         "webserver": [
-            executable("dagster-webserver"),
+            dagster_processes.executable("dagster-webserver"),
             *("-h", "127.0.0.1", "-p", str(web_port), *workspace),
         ],
-        "daemon": [executable("dagster-daemon"), "run", *workspace],
+        "daemon": [dagster_processes.executable("dagster-daemon"), "run", *workspace],
     }
     processes: dict[str, subprocess.Popen] = {}
     try:
         for name, command in commands.items():
-            processes[name] = start(name, command, env, logs)
-        webserver = Webserver(f"http://127.0.0.1:{web_port}")
+            processes[name] = dagster_processes.start(name, command, env, logs)
+        webserver = dagster_processes.Webserver(f"http://127.0.0.1:{web_port}")
         webserver.wait_until_loaded(processes, logs)
-        yield Deployment(webserver, landing, logs, processes)
+        yield Deployment(webserver, landing, logs)
     finally:
         for process in reversed(processes.values()):
-            stop_group(process)
+            dagster_processes.stop_group(process)
 
 
 def test_the_three_processes_serve_one_location_with_its_daemons_and_retention(
@@ -129,10 +119,10 @@ def test_a_release_dropped_into_the_landing_folder_is_loaded_by_the_daemons_sens
 ) -> None:
     drop_release(deployment.landing, RELEASE)
     webserver = deployment.webserver
-    (run,) = wait_for(
+    (run,) = dagster_processes.wait_for(
         f"the landing sensor to launch a run for {RELEASE}",
         lambda: webserver.runs_of(RELEASE),
-        RUN_SECONDS,
+        dagster_processes.RUN_SECONDS,
     )
     assert run["jobName"] == "load_release"
     webserver.wait_for_success(run["runId"])
