@@ -10,7 +10,8 @@ from typing import Any
 
 import dagster as dg
 
-from cnpj_assets.executor import threaded_executor
+from cnpj_assets import plotted
+from cnpj_assets.job_executor import pod_size, release_executor
 from cnpj_assets.loader import RunInfo, TableLoader, TableLoadSummary
 from cnpj_assets.resources import LandingResource, LoadSettingsResource, PostgresResource
 from cnpj_assets.runs.run_log import RunLogOrStderr
@@ -62,16 +63,25 @@ def materialization_metadata(spec: TableSpec, summary: TableLoadSummary) -> dict
         "subbatches": dg.MetadataValue.int(subbatches),
         "rejected_rows": dg.MetadataValue.int(tree["rejects"]),
         "duplicate_keys": dg.MetadataValue.int(tree["duplicate_keys"] or 0),
-        "seconds": dg.MetadataValue.float(seconds),
-        "rows_per_second": dg.MetadataValue.float(tree["rows"] / seconds if seconds else 0.0),
-        "index_seconds": dg.MetadataValue.float(float(tree["index_seconds"] or 0)),
+        "seconds": plotted.seconds(seconds),
+        "rows_per_second": plotted.rate(tree["rows"], seconds),
+        "index_seconds": plotted.seconds(float(tree["index_seconds"] or 0)),
         "bytes_read": dg.MetadataValue.int(tree["bytes_read"]),
         "files_loaded": dg.MetadataValue.md(_files_markdown(tree)),
         "audit_tree": dg.MetadataValue.json(json.loads(json.dumps(tree, default=str))),
         "dagster/column_schema": column_schema(spec),
         "dagster/table_name": dg.MetadataValue.text(summary.target_table),
-        "table_load_id": dg.MetadataValue.int(summary.table_load_id),
+        "table_load_id": plotted.audit_id(summary.table_load_id),
     }
+
+
+def step_tags(spec: TableSpec) -> dict[str, Any]:
+    """The largest tables start first; on Kubernetes, a fact's pod gets two cores and 2 GiB
+    (DuckDB's 512 MB, batches read ahead, the COPY streams), a lookup's a quarter core."""
+    tags = pod_size("250m", "768Mi") if spec.is_lookup else pod_size("2", "2Gi")
+    if spec.name in LARGEST_FIRST:
+        tags["dagster/priority"] = str(LARGEST_FIRST.index(spec.name) + 1)
+    return tags
 
 
 def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
@@ -88,9 +98,7 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         metadata={"dagster/column_schema": column_schema(spec), "key": list(spec.key or ())},
         kinds={"postgres", "duckdb"},
         pool=None if spec.is_lookup else LOAD_POOL,
-        op_tags={"dagster/priority": str(LARGEST_FIRST.index(spec.name) + 1)}
-        if spec.name in LARGEST_FIRST
-        else None,
+        op_tags=step_tags(spec),
     )
     def _table_asset(
         context: dg.AssetExecutionContext,
@@ -123,5 +131,5 @@ load_release_job = dg.define_asset_job(
     "load_release",
     selection=dg.AssetSelection.groups(GROUP),
     description="Load every table of one CNPJ release, check it and build cnpj_completo.",
-    executor_def=threaded_executor,
+    executor_def=release_executor(),
 )

@@ -28,6 +28,7 @@ from typing import Any
 import dagster as dg
 import psycopg
 
+from cnpj_assets import plotted
 from cnpj_assets.assets import GROUP, RELEASES
 from cnpj_assets.audit.queries import (
     CompletedLoad,
@@ -118,7 +119,7 @@ class _Evaluation:
     def _metadata(self, mode: str, **values: Any) -> dict[str, Any]:
         return {
             "mode": dg.MetadataValue.text(mode),
-            "table_load_id": dg.MetadataValue.int(self.load.id),
+            "table_load_id": plotted.audit_id(self.load.id),
             **values,
         }
 

@@ -1,11 +1,13 @@
-"""What the CLI's load, demo and ui commands do, apart from parsing arguments."""
+"""What the CLI's commands do, apart from parsing arguments."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -14,10 +16,13 @@ import psycopg
 from cnpj_assets import lineage
 from cnpj_assets.assets import RELEASES
 from cnpj_assets.audit.schema import AUDIT_SCHEMA
-from cnpj_assets.definitions import release_job
-from cnpj_assets.instance import get_instance
+from cnpj_assets.declared_runs import execute_declared_job
+from cnpj_assets.definitions import release_download_job, release_job
+from cnpj_assets.instance import get_instance, instance_environment
+from cnpj_assets.landing import default_landing_dir, validate_release_name
 from cnpj_assets.postgres.access import check_access
-from cnpj_assets.postgres.server import ServerUrl, cnpj_home, server_url
+from cnpj_assets.postgres.control import embedded_server
+from cnpj_assets.postgres.server import ServerUrl, server_url
 from cnpj_assets.postgres.tables import SCHEMA
 from cnpj_assets.releases.precheck import checked_release
 from cnpj_assets.releases.publication import CURRENT_SCHEMA
@@ -28,6 +33,7 @@ from cnpj_assets.runs.lost_server import (
     lost_server,
     reason_of,
 )
+from cnpj_assets.snapshot import expected_zip_names
 
 SUMMARY_SQL = """
 SELECT table_name, status, rows, rejects, duplicate_keys, seconds, target_table
@@ -52,26 +58,30 @@ def release_run_config(landing: Path) -> dict:
 
 
 def execute_release_job(
-    instance: dg.DagsterInstance, release: str, landing: Path
+    instance: dg.DagsterInstance,
+    release: str,
+    landing: Path,
+    job: Callable[[], dg.JobDefinition] = release_job,
 ) -> dg.ExecutionResult:
-    """Run the declared `load_release` job on one release, in this process."""
-    return dg.execute_job(
-        dg.reconstructable(release_job),
-        instance=instance,
-        tags={"dagster/partition": release},
-        run_config=release_run_config(landing),
+    """Execute a declared job of the code location on one release, in this process.
+
+    The declared job, not an ad-hoc selection, in a run that names its code location:
+    the UI can re-execute it, and it runs with the job's own executor.
+    """
+    return execute_declared_job(
+        job, instance, release_run_config(landing), {"dagster/partition": release}
     )
 
 
-def load_release(release: str, landing: Path) -> int:
-    """Add the partition and run the `load_release` job: tables, checks, cnpj_completo.
+def run_release_job(
+    job: Callable[[], dg.JobDefinition], release: str, landing: Path, command: str
+) -> tuple[ServerUrl, dg.ExecutionResult]:
+    """Check the role's rights, heal runs that died, add the partition and run the job.
 
-    The declared job, not an ad-hoc selection: its run page in the UI can be
-    re-executed, and its executor runs independent steps side by side. Before it, the
-    role's rights are checked and runs that died are healed (runs/healing.py); a
-    server lost during the run ends it with one line, not a traceback.
+    A server lost during the run ends it with one line (a ServerLost naming `command`,
+    which resumes), not a traceback.
     """
-    checked_release(landing, release)
+    validate_release_name(release)
     server = server_url()
     check_access(server.url, DATA_SCHEMAS)
     instance = get_instance(server)
@@ -81,16 +91,26 @@ def load_release(release: str, landing: Path) -> int:
     instance.add_dynamic_partitions(RELEASES.name, [release])
     with collapsed_storage_retries():
         try:
-            result = execute_release_job(instance, release, landing)
+            return server, execute_release_job(instance, release, landing, job)
         except Exception as error:
             if not lost_server(error):
                 raise
             raise ServerLost(
-                f"PostgreSQL ({server.redacted()}) was lost while loading {release} "
+                f"PostgreSQL ({server.redacted()}) was lost while {command}ing {release} "
                 f"({reason_of(error)}); the run could not record its end. The next "
-                f"`cnpj-assets load --release {release}` marks it failed, frees its pool slots "
-                "and resumes each table from its committed sub-batches"
+                f"`cnpj-assets {command} --release {release}` marks it failed, frees its pool "
+                "slots and resumes from what was committed"
             ) from None
+
+
+def load_release(release: str, landing: Path) -> int:
+    """Run the `load_release` job on a release in the landing folder: tables, checks,
+    changes, cnpj_completo, publication.
+
+    The folder is checked first (all 37 readable zips), before any partition or run.
+    """
+    checked_release(landing, release)
+    server, result = run_release_job(release_job, release, landing, "load")
     print_summary(server, result.run_id)
     print_publication(server, result.run_id, release)
     if result.dagster_run.status == dg.DagsterRunStatus.CANCELED:
@@ -103,6 +123,45 @@ def load_release(release: str, landing: Path) -> int:
         print_failures(result)
         print(f"load of {release} FAILED; see the run {result.run_id} in `cnpj-assets ui`")
         return 1
+    return 0
+
+
+def download(release: str, landing: Path) -> int:
+    """Run the `download_release` job: the release's 37 zips into the landing folder."""
+    _, result = run_release_job(release_download_job, release, landing, "download")
+    if not result.success:
+        print(f"download of {release} FAILED; see the run {result.run_id} in `cnpj-assets ui`")
+        return 1
+    print(f"{release}: {len(expected_zip_names())} zips in {landing / release}")
+    print(f"load it: cnpj-assets load --release {release} --landing {landing}")
+    return 0
+
+
+def print_server_note() -> None:
+    """Say that the embedded server outlives the command, and how to stop it."""
+    server = embedded_server()
+    if not os.environ.get("CNPJ_DATABASE_URL") and server.running:
+        print(
+            f"\nThe embedded PostgreSQL (pid {server.pid}) keeps running for the next command "
+            "and the UI; stop it with: cnpj-assets server stop"
+        )
+
+
+def env() -> int:
+    """Print the exports that point Dagster's own CLI (`dagster`, `dg`) at the project."""
+    for name, value in instance_environment(server_url()).items():
+        print(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
+def add_partitions(releases: list[str]) -> int:
+    """Add `cnpj_release` partitions, so Dagster's CLI can materialize or backfill them."""
+    for release in releases:
+        validate_release_name(release)
+    instance = get_instance(server_url())
+    instance.add_dynamic_partitions(RELEASES.name, releases)
+    known = instance.get_dynamic_partitions(RELEASES.name)
+    print(f"partitions of {RELEASES.name}: {', '.join(sorted(known))}")
     return 0
 
 
@@ -171,7 +230,7 @@ def demo(rows: int) -> int:
     """Make a fake release with quirks, load it, print the summary and one lineage."""
     from cnpj_assets.synthetic import write_release
 
-    landing = cnpj_home() / "landing"
+    landing = default_landing_dir()
     release = "2026-10"
     print(f"Writing a synthetic release {release} ({rows:,} companies, with quirks) to {landing}")
     write_release(release=release, rows=rows, out_dir=landing, seed=0, quirks=True)
@@ -183,14 +242,14 @@ def demo(rows: int) -> int:
 
 
 def ui(port: int) -> int:
-    """Run `dagster dev` on the project's instance and code location."""
+    """Run `dg dev` (webserver, daemon, code server) on the project's instance and location."""
     server = server_url()
     check_access(server.url, DATA_SCHEMAS)
     get_instance(server)
     home = Path(os.environ["DAGSTER_HOME"])
-    os.environ.setdefault("CNPJ_LANDING_DIR", str(cnpj_home() / "landing"))
-    dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
-    command = [dagster, "dev", "-m", "cnpj_assets.definitions", "-p", str(port)]
+    os.environ.setdefault("CNPJ_LANDING_DIR", str(default_landing_dir()))
+    dg_cli = shutil.which("dg") or str(Path(sys.executable).with_name("dg"))
+    command = [dg_cli, "dev", "-w", str(home / "workspace.yaml"), "-p", str(port)]
     print(f"Dagster UI on http://127.0.0.1:{port} (instance {home})", flush=True)
     return subprocess.call(command)
 

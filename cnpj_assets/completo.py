@@ -28,6 +28,7 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
+from cnpj_assets import plotted
 from cnpj_assets.assets import GROUP, RELEASES
 from cnpj_assets.audit.derived import audited_build
 from cnpj_assets.audit.queries import latest_completed_load
@@ -358,11 +359,11 @@ def completo_metadata(summary: CompletoSummary) -> dict[str, Any]:
     return {
         "dagster/row_count": dg.MetadataValue.int(summary.rows),
         "duplicate_keys": dg.MetadataValue.int(summary.duplicate_keys),
-        "seconds": dg.MetadataValue.float(summary.seconds),
+        "seconds": plotted.seconds(summary.seconds),
         "dagster/table_name": dg.MetadataValue.text(summary.target_table),
         "dagster/column_schema": column_schema(),
         "dagster/column_lineage": column_lineage(),
-        "table_load_id": dg.MetadataValue.int(summary.table_load_id),
+        "table_load_id": plotted.audit_id(summary.table_load_id),
         "materialized": dg.MetadataValue.bool(summary.materialized),
     }
 

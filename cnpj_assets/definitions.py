@@ -1,4 +1,5 @@
-"""The Dagster code location: assets, the release job and resources."""
+"""The Dagster code location: assets, checks, jobs, sensors, the retention schedule and
+resources."""
 
 import dagster as dg
 
@@ -8,10 +9,12 @@ from cnpj_assets.completo import cnpj_completo
 from cnpj_assets.defs.changes import changes
 from cnpj_assets.defs.publication import cnpj_current
 from cnpj_assets.resources import build_resources
+from cnpj_assets.run_log_retention import purge_run_log_lines_job, purge_run_log_lines_schedule
 from cnpj_assets.sensors import landing_sensor
 from cnpj_assets.source import (
     build_source_resource,
     download_and_load_job,
+    download_job,
     release_files,
     share_sensor,
 )
@@ -19,8 +22,9 @@ from cnpj_assets.source import (
 defs = dg.Definitions(
     assets=[*TABLE_ASSETS, cnpj_completo, cnpj_current, changes, release_files],
     asset_checks=TABLE_CHECKS,
-    jobs=[load_release_job, download_and_load_job],
+    jobs=[load_release_job, download_job, download_and_load_job, purge_run_log_lines_job],
     sensors=[landing_sensor, share_sensor],
+    schedules=[purge_run_log_lines_schedule],
     resources={**build_resources(), "receita": build_source_resource()},
 )
 
@@ -28,3 +32,8 @@ defs = dg.Definitions(
 def release_job() -> dg.JobDefinition:
     """The declared `load_release` job, reconstructable: what the CLI's loads execute."""
     return defs.resolve_job_def(load_release_job.name)
+
+
+def release_download_job() -> dg.JobDefinition:
+    """The declared `download_release` job, reconstructable: what `cnpj-assets download` runs."""
+    return defs.resolve_job_def(download_job.name)

@@ -1,11 +1,14 @@
 """The Dagster instance: runs and events in PostgreSQL, where CNPJ_DAGSTER_STORAGE says.
 
 The project writes `$CNPJ_HOME/dagster/dagster.yaml` and points DAGSTER_HOME at it, so
-the CLI's loads and `dagster dev` share one instance. The storage URL is read from the
+the CLI's loads and the UI share one instance; `cnpj-assets env` exports the same
+variables for Dagster's own CLI. Beside it, `workspace.yaml` names the code location
+`cnpj_assets`, as pyproject.toml and deploy/ do. The storage URL is read from the
 environment variable DAGSTER_PG_URL by Dagster itself, so it is never written to disk
-(see dagster_storage.py for where the runs live). The table assets share the
-concurrency pool `cnpj_postgres`, whose limit (default 2, the number of loads that hit
-PostgreSQL at once across all runs) comes from CNPJ_LOAD_POOL_LIMIT.
+(see dagster_storage.py for where the runs live); with the pinned versions it must use
+the `postgresql+psycopg2://` driver. The table assets share the concurrency pool
+`cnpj_postgres`, whose limit (default 2, the number of loads that hit PostgreSQL at once
+across all runs) comes from CNPJ_LOAD_POOL_LIMIT.
 
 Run monitoring is on, with a launcher that can tell a dead run worker (runs/launcher.py):
 where the daemon runs, a run whose process died is marked failed and, 30 s after a
@@ -21,6 +24,7 @@ import dagster as dg
 
 from cnpj_assets.assets import LOAD_POOL
 from cnpj_assets.dagster_storage import dagster_storage
+from cnpj_assets.landing import default_landing_dir
 from cnpj_assets.postgres.server import ServerUrl, cnpj_home
 
 DAGSTER_YAML = """\
@@ -45,6 +49,13 @@ concurrency:
 telemetry:
   enabled: false
 """
+WORKSPACE_YAML = """\
+load_from:
+  - python_module:
+      module_name: cnpj_assets.definitions
+      location_name: {location}
+"""
+CODE_LOCATION = "cnpj_assets"
 POOL_LIMIT_VARIABLE = "CNPJ_LOAD_POOL_LIMIT"
 DEFAULT_POOL_LIMIT = 2
 
@@ -60,6 +71,7 @@ def prepare_instance_home(server: ServerUrl) -> Path:
     home = cnpj_home() / "dagster"
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text(DAGSTER_YAML.format(pool_limit=pool_limit()))
+    (home / "workspace.yaml").write_text(WORKSPACE_YAML.format(location=CODE_LOCATION))
     os.environ["DAGSTER_HOME"] = str(home)
     os.environ["DAGSTER_PG_URL"] = storage.sqlalchemy_url()
     return home
@@ -79,6 +91,18 @@ def apply_pool_limit(instance: dg.DagsterInstance, pool: str) -> None:
         return
     if existing.from_default or os.environ.get(POOL_LIMIT_VARIABLE):
         instance.event_log_storage.set_concurrency_slots(pool, pool_limit())
+
+
+def instance_environment(server: ServerUrl) -> dict[str, str]:
+    """The variables that point `dagster` and `dg` at what `cnpj-assets` uses: the same
+    home (so the same embedded server), instance, database and landing folder."""
+    home = prepare_instance_home(server)
+    return {
+        "CNPJ_HOME": str(cnpj_home()),
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_URL": os.environ["DAGSTER_PG_URL"],
+        "CNPJ_LANDING_DIR": str(default_landing_dir()),
+    }
 
 
 def get_instance(server: ServerUrl) -> dg.DagsterInstance:

@@ -7,15 +7,22 @@ names the file, so a half-copied or polluted folder never loads silently.
 
 from __future__ import annotations
 
+import os
 import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from cnpj_assets.postgres.server import cnpj_home
 from cnpj_assets.specs import TABLES, TableSpec, table_for_member, table_for_zip
 
 RELEASE_PATTERN = re.compile(r"(?P<year>20[0-9]{2})-(?P<month>0[1-9]|1[0-2])")
 IGNORED_NAMES = frozenset({"_SUCCESS", "quirks.json", "changes.json"})
+
+
+def default_landing_dir() -> Path:
+    """Where releases land unless told else: $CNPJ_LANDING_DIR, or $CNPJ_HOME/landing."""
+    return Path(os.environ.get("CNPJ_LANDING_DIR") or cnpj_home() / "landing")
 
 
 class ReleaseError(ValueError):

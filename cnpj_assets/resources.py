@@ -7,12 +7,11 @@ carry a password.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import dagster as dg
 
-from cnpj_assets.landing import Release, discover_release
+from cnpj_assets.landing import Release, default_landing_dir, discover_release
 from cnpj_assets.loader import LoadSettings
 from cnpj_assets.postgres.server import cnpj_home, server_url
 
@@ -60,14 +59,10 @@ class LoadSettingsResource(dg.ConfigurableResource):
         return LoadSettings(**{**values, "scratch_dir": Path(values["scratch_dir"])})
 
 
-def default_landing_dir() -> str:
-    return os.environ.get("CNPJ_LANDING_DIR") or str(cnpj_home() / "landing")
-
-
 def build_resources(landing_dir: str | None = None) -> dict[str, dg.ConfigurableResource]:
     """The resources of a run; the landing folder can be overridden (the CLI's --landing)."""
     return {
         "postgres": PostgresResource(),
-        "landing": LandingResource(landing_dir=landing_dir or default_landing_dir()),
+        "landing": LandingResource(landing_dir=landing_dir or str(default_landing_dir())),
         "load_settings": LoadSettingsResource(scratch_dir=str(cnpj_home() / "scratch")),
     }

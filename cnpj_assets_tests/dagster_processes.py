@@ -1,8 +1,10 @@
-"""dagster-webserver and dagster-daemon on the project's instance, and the GraphQL to drive them.
+"""Running Dagster's long-lived processes in tests, and talking to them through GraphQL.
 
 The UI's own API launches runs the way a user does in the UI; the daemon dequeues them
 (QueuedRunCoordinator) and the run launcher starts each in a process of its own. Every
-process is started in its own session and stopped by its process group.
+process starts in its own session (process group) with its output in a log file, and is
+stopped by that group: the webserver and `dg dev` leave children (code servers) that
+must not outlive the test.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,8 +28,8 @@ import pytest
 from cnpj_assets.instance import prepare_instance_home
 from cnpj_assets.postgres.server import ServerUrl
 
-REPO = "__repository__"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+REPO = "__repository__"
 STARTUP_SECONDS = 180
 RUN_SECONDS = 300
 
@@ -37,6 +38,11 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def executable(name: str) -> str:
+    """A console script of this virtualenv (dagster, dg, cnpj-assets, ...)."""
+    return str(Path(sys.executable).with_name(name))
 
 
 def wait_for(what: str, check: Callable[[], Any], seconds: float, every: float = 2.0) -> Any:
@@ -54,6 +60,20 @@ def wait_for(what: str, check: Callable[[], Any], seconds: float, every: float =
     raise AssertionError(
         f"timed out after {seconds} s waiting for {what} (last error: {last_error})"
     )
+
+
+def start(name: str, command: list[str], env: dict[str, str], logs: Path) -> subprocess.Popen:
+    """Start a process in a session of its own, its output in `logs/<name>.log`."""
+    with (logs / f"{name}.log").open("wb") as log:
+        return subprocess.Popen(
+            command,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def _group_alive(pgid: int) -> bool:
@@ -82,14 +102,31 @@ def stop_group(process: subprocess.Popen) -> None:
     process.wait(timeout=30)
 
 
+def alive(processes: dict[str, subprocess.Popen], logs: Path) -> bool:
+    """Fail at once, with its log, if one of the processes died."""
+    for name, process in processes.items():
+        if process.poll() is not None:
+            log = (logs / f"{name}.log").read_text()[-3000:]
+            raise AssertionError(f"the {name} exited {process.returncode}:\n{log}")
+    return True
+
+
+RUN = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status jobName } } }"""
+
+RUNS = """query($filter: RunsFilter) { runsOrError(filter: $filter) {
+  ... on Runs { results { runId status jobName } } } }"""
+
+MATERIALIZATION = """query($key: AssetKeyInput!, $partition: String!) { assetOrError(assetKey: $key) {
+  ... on Asset { assetMaterializations(partitions: [$partition], limit: 1) {
+    runId partition metadataEntries { label ... on IntMetadataEntry { intValue } } } } } }"""
+
+
 @dataclass
-class Dagster:
-    """The running webserver and daemon, and how to talk to them."""
+class Webserver:
+    """A running dagster-webserver and how to talk to it."""
 
     url: str
-    location: str
-    landing: Path
-    logs: Path
+    location: str = ""
 
     def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
         body = json.dumps({"query": query, "variables": variables}).encode()
@@ -104,16 +141,94 @@ class Dagster:
     def repository(self) -> dict[str, str]:
         return {"repositoryName": REPO, "repositoryLocationName": self.location}
 
+    def loaded_locations(self) -> list[str]:
+        data = self.graphql(
+            """{ workspaceOrError { ... on Workspace { locationEntries {
+                  name locationOrLoadError { __typename } } } } }"""
+        )
+        entries = data["workspaceOrError"]["locationEntries"]
+        return [
+            e["name"]
+            for e in entries
+            if e["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+        ]
 
-def _bin(name: str) -> str:
-    return str(Path(sys.executable).with_name(name))
+    def wait_until_loaded(self, processes: dict[str, subprocess.Popen], logs: Path) -> None:
+        (self.location,) = wait_for(
+            "the webserver to load the code location",
+            lambda: alive(processes, logs) and self.loaded_locations(),
+            STARTUP_SECONDS,
+        )
+
+    def runs_of(self, partition: str) -> list[dict[str, str]]:
+        runs_filter = {"tags": [{"key": "dagster/partition", "value": partition}]}
+        return self.graphql(RUNS, filter=runs_filter)["runsOrError"]["results"]
+
+    def run(self, run_id: str) -> dict[str, str]:
+        return self.graphql(RUN, id=run_id)["runOrError"]
+
+    def wait_for_success(self, run_id: str) -> None:
+        finished = wait_for(
+            f"run {run_id} to finish",
+            lambda: (s := self.run(run_id)["status"]) in ("SUCCESS", "FAILURE", "CANCELED") and s,
+            RUN_SECONDS,
+        )
+        assert finished == "SUCCESS", f"run {run_id} ended {finished}: {self.run_errors(run_id)}"
+
+    def run_errors(self, run_id: str) -> list[str]:
+        """The error messages of a failed run, so a failure says why without opening the UI."""
+        data = self.graphql(
+            """query($id: ID!) { runOrError(runId: $id) { ... on Run { eventConnection(limit: 5000) {
+                 events { __typename ... on ErrorEvent { error { message } }
+                          ... on MessageEvent { message level } } } } } }""",
+            id=run_id,
+        )
+        events = data["runOrError"]["eventConnection"]["events"]
+        return [
+            (e.get("error") or {}).get("message") or e.get("message", "")
+            for e in events
+            if e.get("error") or e.get("level") == "ERROR"
+        ]
+
+
+def row_count_metadata(webserver: Webserver, table: str, partition: str) -> tuple[int, str]:
+    """The row count a table's last materialization of `partition` reported, and its run."""
+    data = webserver.graphql(MATERIALIZATION, key={"path": ["cnpj", table]}, partition=partition)
+    (event,) = data["assetOrError"]["assetMaterializations"]
+    entries = {e["label"]: e.get("intValue") for e in event["metadataEntries"]}
+    return entries["dagster/row_count"], event["runId"]
+
+
+def launch_load(webserver: Webserver, release: str) -> str:
+    """Add the release's partition and launch `load_release` on it, as the UI does; its run id."""
+    added = webserver.graphql(
+        """mutation($repo: RepositorySelector!, $key: String!) {
+             addDynamicPartition(repositorySelector: $repo, partitionsDefName: "cnpj_release", partitionKey: $key) {
+               __typename } }""",
+        repo=webserver.repository(),
+        key=release,
+    )
+    assert added["addDynamicPartition"]["__typename"] in (
+        "AddDynamicPartitionSuccess",
+        "DuplicateDynamicPartitionError",
+    )
+    launched = webserver.graphql(
+        """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+             __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }""",
+        params={
+            "selector": {**webserver.repository(), "jobName": "load_release"},
+            "executionMetadata": {"tags": [{"key": "dagster/partition", "value": release}]},
+        },
+    )["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    return launched["run"]["runId"]
 
 
 @contextlib.contextmanager
 def running_dagster(
     server: ServerUrl, landing: Path, logs: Path, env: dict[str, str] | None = None
-) -> Iterator[Dagster]:
-    """The webserver and the daemon on the instance of the environment in force, plus `env`."""
+) -> Iterator[Webserver]:
+    """The webserver and the daemon on the instance of `server`, plus `env`."""
     port = free_port()
     processes: dict[str, subprocess.Popen] = {}
     with pytest.MonkeyPatch.context() as restore:
@@ -129,123 +244,18 @@ def running_dagster(
         workspace = ["-m", "cnpj_assets.definitions"]
         commands = {
             "webserver": [
-                _bin("dagster-webserver"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
+                executable("dagster-webserver"),
+                *("-h", "127.0.0.1", "-p", str(port)),
                 *workspace,
             ],
-            "daemon": [_bin("dagster-daemon"), "run", *workspace],
+            "daemon": [executable("dagster-daemon"), "run", *workspace],
         }
         try:
             for name, command in commands.items():
-                with (logs / f"{name}.log").open("wb") as log:
-                    processes[name] = subprocess.Popen(
-                        command,
-                        cwd=PROJECT_ROOT,
-                        env=environment,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        stdin=subprocess.DEVNULL,
-                        start_new_session=True,
-                    )
-            dagster = Dagster(f"http://127.0.0.1:{port}", "", landing, logs)
-            locations = wait_for(
-                "the webserver to load the code location",
-                lambda: _alive(processes, logs) and _loaded_locations(dagster),
-                STARTUP_SECONDS,
-            )
-            dagster.location = locations[0]
-            yield dagster
+                processes[name] = start(name, command, environment, logs)
+            webserver = Webserver(f"http://127.0.0.1:{port}")
+            webserver.wait_until_loaded(processes, logs)
+            yield webserver
         finally:
             for process in reversed(processes.values()):
                 stop_group(process)
-
-
-def _alive(processes: dict[str, subprocess.Popen], logs: Path) -> bool:
-    """Fail at once, with the log, if the webserver or the daemon died while starting."""
-    for name, process in processes.items():
-        if process.poll() is not None:
-            log = (logs / f"{name}.log").read_text()[-3000:]
-            raise AssertionError(f"the {name} exited {process.returncode}:\n{log}")
-    return True
-
-
-def _loaded_locations(server: Dagster) -> list[str]:
-    data = server.graphql(
-        """{ workspaceOrError { ... on Workspace { locationEntries {
-              name locationOrLoadError { __typename } } } } }"""
-    )
-    entries = data["workspaceOrError"]["locationEntries"]
-    return [
-        e["name"] for e in entries if e["locationOrLoadError"]["__typename"] == "RepositoryLocation"
-    ]
-
-
-RUN = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"""
-
-MATERIALIZATION = """query($key: AssetKeyInput!, $partition: String!) { assetOrError(assetKey: $key) {
-  ... on Asset { assetMaterializations(partitions: [$partition], limit: 1) {
-    runId partition metadataEntries { label ... on IntMetadataEntry { intValue } } } } } }"""
-
-
-def run_status(dagster: Dagster, run_id: str) -> str:
-    return dagster.graphql(RUN, id=run_id)["runOrError"]["status"]
-
-
-def wait_for_success(dagster: Dagster, run_id: str) -> None:
-    finished = wait_for(
-        f"run {run_id} to finish",
-        lambda: (s := run_status(dagster, run_id)) in ("SUCCESS", "FAILURE", "CANCELED") and s,
-        RUN_SECONDS,
-    )
-    assert finished == "SUCCESS", f"run {run_id} ended {finished}: {run_errors(dagster, run_id)}"
-
-
-def run_errors(dagster: Dagster, run_id: str) -> list[str]:
-    """The error messages of a failed run, so a failure says why without opening the UI."""
-    data = dagster.graphql(
-        """query($id: ID!) { runOrError(runId: $id) { ... on Run { eventConnection(limit: 5000) {
-             events { __typename ... on ErrorEvent { error { message } }
-                      ... on MessageEvent { message level } } } } } }""",
-        id=run_id,
-    )
-    events = data["runOrError"]["eventConnection"]["events"]
-    return [
-        (e.get("error") or {}).get("message") or e.get("message", "")
-        for e in events
-        if e.get("error") or e.get("level") == "ERROR"
-    ]
-
-
-def row_count_metadata(dagster: Dagster, table: str, partition: str) -> tuple[int, str]:
-    data = dagster.graphql(MATERIALIZATION, key={"path": ["cnpj", table]}, partition=partition)
-    (event,) = data["assetOrError"]["assetMaterializations"]
-    entries = {e["label"]: e.get("intValue") for e in event["metadataEntries"]}
-    return entries["dagster/row_count"], event["runId"]
-
-
-def launch_load(dagster: Dagster, release: str) -> str:
-    """Add the release's partition and launch `load_release` on it, as the UI does; its run id."""
-    added = dagster.graphql(
-        """mutation($repo: RepositorySelector!, $key: String!) {
-             addDynamicPartition(repositorySelector: $repo, partitionsDefName: "cnpj_release", partitionKey: $key) {
-               __typename } }""",
-        repo=dagster.repository(),
-        key=release,
-    )
-    assert added["addDynamicPartition"]["__typename"] in (
-        "AddDynamicPartitionSuccess",
-        "DuplicateDynamicPartitionError",
-    )
-    launched = dagster.graphql(
-        """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
-             __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }""",
-        params={
-            "selector": {**dagster.repository(), "jobName": "load_release"},
-            "executionMetadata": {"tags": [{"key": "dagster/partition", "value": release}]},
-        },
-    )["launchRun"]
-    assert launched["__typename"] == "LaunchRunSuccess", launched
-    return launched["run"]["runId"]

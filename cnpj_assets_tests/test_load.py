@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
+import psycopg
 import pytest
 
-from cnpj_assets.postgres.server import ServerUrl
+from cnpj_assets.postgres import tables
+from cnpj_assets.postgres.server import ServerUrl, ensure_database
 from cnpj_assets.specs import TABLES
 from cnpj_assets_tests.conftest import RELEASE
 from cnpj_assets_tests.helpers import count_rows, materialize, query
@@ -109,12 +113,27 @@ def test_multiline_values_and_their_lines(
     pytest.fail("the quirks release has no multi-line nome_fantasia")
 
 
+def test_the_ui_plots_measures_only_and_rounded(loaded: dg.ExecuteInProcessResult) -> None:
+    """The UI plots every int and float: no audit id among them, durations and rates rounded."""
+    for event in loaded.get_asset_materialization_events():
+        metadata = event.materialization.metadata
+        plotted = {
+            label: value.value
+            for label, value in metadata.items()
+            if isinstance(value, dg.IntMetadataValue | dg.FloatMetadataValue)
+        }
+        assert {"seconds", "rows_per_second", "dagster/row_count"} <= plotted.keys()
+        assert not [label for label in plotted if label.endswith("_id")]
+        assert all(round(value, 2) == value for value in plotted.values()), plotted
+        assert metadata["table_load_id"].value.isdigit()
+
+
 def test_audit_tree_adds_up_and_matches_metadata(loaded, postgres_server: ServerUrl) -> None:
     materializations = loaded.get_asset_materialization_events()
     assert len(materializations) == len(TABLES)
     for event in materializations:
         metadata = event.materialization.metadata
-        load_id = metadata["table_load_id"].value
+        load_id = int(metadata["table_load_id"].value)
         table_rows, status, seconds, index_seconds = query(
             postgres_server,
             "SELECT rows, status, seconds, index_seconds FROM cnpj_audit.table_load WHERE id = %s",
@@ -123,7 +142,7 @@ def test_audit_tree_adds_up_and_matches_metadata(loaded, postgres_server: Server
         assert status == "COMPLETED"
         assert metadata["dagster/row_count"].value == table_rows
         assert 0 < index_seconds < seconds, "the key and index build is timed within the load"
-        assert metadata["index_seconds"].value == index_seconds
+        assert metadata["index_seconds"].value == round(index_seconds, 2)
         levels = query(
             postgres_server,
             """SELECT
@@ -235,3 +254,31 @@ def test_a_corrupt_zip_fails_naming_it_and_keeps_the_loaded_release(
         resumed, rows, batches = by_zip[name]
         assert resumed == rows > 0 and batches == 0, f"{name} was read again"
     assert by_zip["Socios3.zip"][0] == 0 and by_zip["Socios3.zip"][2] > 0
+
+
+def test_the_first_loads_into_a_fresh_database_create_its_parents_side_by_side(
+    postgres_server: ServerUrl,
+) -> None:
+    """The release job's first steps create the schema and their parents at once."""
+    fresh = "cnpj_fresh_schema"
+    ensure_database(postgres_server, fresh)
+    url = postgres_server.database(fresh)
+    start = threading.Barrier(len(TABLES))
+
+    def create(table: str) -> None:
+        with psycopg.connect(url, autocommit=True) as connection:
+            start.wait(timeout=60)
+            tables.ensure_parent(connection, TABLES[table])
+
+    try:
+        with ThreadPoolExecutor(len(TABLES)) as pool:
+            list(pool.map(create, TABLES))
+        with psycopg.connect(url) as connection:
+            parents = connection.execute(
+                "SELECT count(*) FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'cnpj'"
+            ).fetchone()[0]
+        assert parents == len(TABLES)
+    finally:
+        with psycopg.connect(postgres_server.database("postgres"), autocommit=True) as connection:
+            connection.execute(f"DROP DATABASE {fresh} WITH (FORCE)")

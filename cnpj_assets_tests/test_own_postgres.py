@@ -30,7 +30,6 @@ from cnpj_assets_tests.dagster_processes import (
     launch_load,
     row_count_metadata,
     running_dagster,
-    wait_for_success,
 )
 from cnpj_assets_tests.helpers import count_rows, query
 from cnpj_assets_tests.oracle import read_table
@@ -175,7 +174,7 @@ def test_a_load_launched_through_graphql_runs_as_the_plain_role(
             environment.setenv(key, value)
         with running_dagster(deployment.server, landing, tmp_path) as dagster:
             run_id = launch_load(dagster, UI_RELEASE)
-            wait_for_success(dagster, run_id)
+            dagster.wait_for_success(run_id)
             for table in TABLES:
                 rows, materialized_by = row_count_metadata(dagster, table, UI_RELEASE)
                 assert (rows, materialized_by) == (

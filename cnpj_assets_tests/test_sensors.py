@@ -260,6 +260,20 @@ def test_the_share_sensor_fetches_the_newest_month_once(
     assert again.skip_message == f"no new month on {share.share_url} (latest {RELEASE})"
 
 
+def test_the_share_sensors_first_tick_takes_only_the_newest_month_even_if_loaded(
+    instance: dg.DagsterInstance, share: FakeShare
+) -> None:
+    """Switched on after the newest month was loaded by hand, it starts no older month."""
+    for older in ("2032-11", "2032-12"):
+        share.releases[older] = dict(share.releases[RELEASE])
+    instance.add_dynamic_partitions(RELEASES.name, [RELEASE])
+    first = share_tick(instance, share)
+    assert not first.run_requests
+    assert first.skip_message == "first tick: 2 older months recorded as seen, not fetched"
+    assert json.loads(first.cursor) == {"seen": ["2032-11", "2032-12", RELEASE]}
+    assert not share_tick(instance, share, first.cursor).run_requests
+
+
 def test_the_share_sensor_waits_until_all_zips_are_listed(
     instance: dg.DagsterInstance, share: FakeShare, written: Path
 ) -> None:

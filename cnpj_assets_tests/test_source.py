@@ -8,6 +8,7 @@ import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import fields, replace
+from io import BytesIO
 from pathlib import Path
 
 import dagster as dg
@@ -90,9 +91,10 @@ def test_lists_months_and_files_over_webdav(share: FakeShare, origin: Path) -> N
     assert {h.method for h in share.hits} == {"PROPFIND"}
 
 
-def test_a_wrong_token_fails_with_the_status(share: FakeShare) -> None:
-    with pytest.raises(SourceError, match="HTTP 401"):
+def test_a_wrong_token_fails_with_the_status_and_names_the_token(share: FakeShare) -> None:
+    with pytest.raises(SourceError, match="HTTP 401.*refused its token: set share_token") as error:
         client_for(share, token="not-the-token", legacy=False).list_releases()
+    assert "not-the-token" not in str(error.value)
 
 
 def test_parses_a_nextcloud_multistatus_with_encoded_names() -> None:
@@ -262,6 +264,44 @@ def test_skips_files_already_complete(share: FakeShare, tmp_path: Path) -> None:
     outcomes, _ = download(share, tmp_path)
     assert all(o.skipped for o in outcomes)
     assert not [h for h in share.hits if h.method == "GET"]
+
+
+def stored_zip(member: bytes) -> bytes:
+    """A zip whose size depends only on the member's length (stored, not deflated)."""
+    buffer = BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr(
+            zipfile.ZipInfo("F.K03200$Z.D31012.CNAECSV", (2031, 1, 12, 0, 0, 0)), member
+        )
+    return buffer.getvalue()
+
+
+def test_a_zip_republished_at_the_same_size_is_fetched_again(
+    share: FakeShare, tmp_path: Path
+) -> None:
+    first, second = stored_zip(b'"0111301";"Arroz"\n'), stored_zip(b'"0111301";"Trigo"\n')
+    assert len(first) == len(second)
+    share.releases[RELEASE]["Cnaes.zip"] = first
+    download(share, tmp_path, ["Cnaes.zip"])
+    share.releases[RELEASE]["Cnaes.zip"] = second
+    share.modified["Cnaes.zip"] = time.time()
+    (outcome,), _ = download(share, tmp_path, ["Cnaes.zip"])
+    assert not outcome.skipped
+    assert (tmp_path / "Cnaes.zip").read_bytes() == second
+    (again,), _ = download(share, tmp_path, ["Cnaes.zip"])
+    assert again.skipped
+
+
+def test_a_zip_copied_in_by_hand_is_fetched_again_only_if_the_share_has_a_newer_one(
+    share: FakeShare, origin: Path, tmp_path: Path
+) -> None:
+    copied = tmp_path / "Cnaes.zip"
+    copied.write_bytes((origin / RELEASE / "Cnaes.zip").read_bytes())
+    (outcome,), _ = download(share, tmp_path, ["Cnaes.zip"])
+    assert outcome.skipped, "copied after the share's modification time: the listed version"
+    share.modified["Cnaes.zip"] = copied.stat().st_mtime + 60
+    (outcome,), _ = download(share, tmp_path, ["Cnaes.zip"])
+    assert not outcome.skipped and outcome.fetched_bytes == copied.stat().st_size
 
 
 def test_gives_up_after_bounded_retries(tmp_path: Path) -> None:

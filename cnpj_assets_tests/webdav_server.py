@@ -1,7 +1,7 @@
 """A fake Receita Federal share on 127.0.0.1: Nextcloud-style WebDAV and the old HTML index.
 
 It answers PROPFIND Depth 1 with the multistatus XML the real share sends (month folders
-at the root, zips with getcontentlength and getlastmodified), checks the share token's
+at the root, zips with getcontentlength, getlastmodified and getetag), checks the share token's
 basic auth, serves GET with Range, and can misbehave on purpose: drop the connection
 halfway through a file once, stall (send half of what a GET asks for, then go silent with
 the connection open, as the real share does to parallel streams) a given number of times
@@ -12,6 +12,7 @@ listing, or have no WebDAV at all (only the old index answers).
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import threading
 import zipfile
@@ -25,7 +26,7 @@ from urllib.parse import quote, unquote, urlsplit
 SHARE_TOKEN = "YggdBLfdninEJX9"
 DAV_PREFIX = "/public.php/webdav/"
 LEGACY_PREFIX = "/dados/cnpj/dados_abertos_cnpj/"
-MODIFIED = formatdate(1_760_000_000, usegmt=True)
+PUBLISHED_AT = 1_760_000_000  # every file's modification time, unless `modified` says else
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class FakeShare:
     stalls: dict[str, int] = field(default_factory=dict)
     stall_seconds: float = 60.0
     pace: Pace | None = None
+    modified: dict[str, float] = field(default_factory=dict)  # zip name -> epoch seconds
     hits: list[Hit] = field(default_factory=list)
     stalled: list[Stall] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -119,6 +121,12 @@ class FakeShare:
     def stay_silent(self, seconds: float) -> None:
         """Wait `seconds`, or less if the server stops: a stall never outlives its server."""
         self._stopping.wait(seconds)
+
+    def version(self, release: str, name: str) -> tuple[str, str]:
+        """The file's listed modification time and ETag (a hash of what it serves)."""
+        modified = formatdate(self.modified.get(name, PUBLISHED_AT), usegmt=True)
+        etag = hashlib.sha1(self.body(release, name)).hexdigest()[:16]
+        return modified, f'"{etag}"'
 
     def listed(self, release: str) -> list[str]:
         return [n for n in sorted(self.releases[release]) if n not in self.hidden]
@@ -164,16 +172,17 @@ def _multistatus(responses: list[str]) -> bytes:
     ).encode()
 
 
-def _response(href: str, size: int | None) -> str:
+def _response(href: str, size: int | None = None, version: tuple[str, str] | None = None) -> str:
+    modified, etag = version or (formatdate(PUBLISHED_AT, usegmt=True), None)
     kind = (
         "<d:resourcetype><d:collection/></d:resourcetype>"
         if size is None
         else f"<d:resourcetype/><d:getcontentlength>{size}</d:getcontentlength>"
-        "<d:getcontenttype>application/zip</d:getcontenttype>"
+        f"<d:getcontenttype>application/zip</d:getcontenttype><d:getetag>{etag}</d:getetag>"
     )
     return (
         f"<d:response><d:href>{quote(href)}</d:href><d:propstat><d:prop>"
-        f"<d:getlastmodified>{MODIFIED}</d:getlastmodified>{kind}</d:prop>"
+        f"<d:getlastmodified>{modified}</d:getlastmodified>{kind}</d:prop>"
         "<d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"
     )
 
@@ -231,13 +240,13 @@ def _handler_for(share: FakeShare) -> type[BaseHTTPRequestHandler]:
             if not self._authorized(layout):
                 return
             if release is None:
-                responses = [_response(DAV_PREFIX, None)]
-                responses += [_response(f"{DAV_PREFIX}{r}/", None) for r in sorted(share.releases)]
+                responses = [_response(DAV_PREFIX)]
+                responses += [_response(f"{DAV_PREFIX}{r}/") for r in sorted(share.releases)]
             elif release in share.releases and name is None:
                 folder = f"{DAV_PREFIX}{release}/"
-                responses = [_response(folder, None)]
+                responses = [_response(folder)]
                 responses += [
-                    _response(folder + n, len(share.body(release, n)))
+                    _response(folder + n, len(share.body(release, n)), share.version(release, n))
                     for n in share.listed(release)
                 ]
             else:

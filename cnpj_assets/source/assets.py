@@ -10,7 +10,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from cnpj_assets import plotted
 from cnpj_assets.assets import GROUP, RELEASES
+from cnpj_assets.job_executor import release_executor
 from cnpj_assets.resources import LandingResource
 from cnpj_assets.snapshot import SUCCESS_MARKER, expected_zip_names
 from cnpj_assets.source.download import FileOutcome, download_release
@@ -90,8 +92,8 @@ def release_files(
             "downloaded_bytes": dg.MetadataValue.int(fetched),
             "stalls": dg.MetadataValue.int(sum(o.stalls for o in outcomes)),
             "resumes": dg.MetadataValue.int(sum(o.resumes for o in outcomes)),
-            "seconds": dg.MetadataValue.float(seconds),
-            "megabytes_per_second": dg.MetadataValue.float(fetched / MB / max(seconds, 1e-6)),
+            "seconds": plotted.seconds(seconds),
+            "megabytes_per_second": plotted.rate(fetched / MB, seconds, digits=2),
             "folder": dg.MetadataValue.path(str(folder)),
             "source": dg.MetadataValue.url(files[0].url.rsplit("/", 1)[0] + "/"),
             "files_downloaded": dg.MetadataValue.md(_outcomes_markdown(outcomes)),
@@ -99,8 +101,16 @@ def release_files(
     )
 
 
+download_job = dg.define_asset_job(
+    "download_release",
+    selection=dg.AssetSelection.assets(RELEASE_FILES_KEY),
+    description="Download one release from the Receita Federal share into the landing folder.",
+    executor_def=dg.in_process_executor,
+)
+
 download_and_load_job = dg.define_asset_job(
     "download_and_load_release",
     selection=dg.AssetSelection.assets(RELEASE_FILES_KEY) | dg.AssetSelection.groups(GROUP),
     description="Download one release from the Receita Federal share, then load its ten tables.",
+    executor_def=release_executor(),
 )

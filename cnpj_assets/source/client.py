@@ -30,10 +30,14 @@ from cnpj_assets.source.listing import (
 
 PROPFIND_BODY = b"""<?xml version="1.0" encoding="utf-8"?>
 <d:propfind xmlns:d="DAV:"><d:prop>
-<d:resourcetype/><d:getcontentlength/><d:getlastmodified/>
+<d:resourcetype/><d:getcontentlength/><d:getlastmodified/><d:getetag/>
 </d:prop></d:propfind>"""
 
 T = TypeVar("T")
+TOKEN_REFUSED = (
+    "the share refused its token: set share_token of the `receita` resource to the token "
+    "of the share's current public link"
+)
 
 
 class SourceError(RuntimeError):
@@ -79,7 +83,7 @@ class ShareClient:
             f"list the files of {release}",
             lambda: sorted(
                 (
-                    RemoteFile(e.name, e.url, e.size, e.modified)
+                    RemoteFile(e.name, e.url, e.size, e.modified, e.etag)
                     for e in self._propfind(share_folder)
                     if not e.is_folder and e.name.lower().endswith(".zip")
                 ),
@@ -134,7 +138,8 @@ class ShareClient:
         timeout: float | None = None,
     ) -> HTTPResponse:
         headers = dict(headers or {})
-        if urlsplit(url).netloc == urlsplit(self.share_url).netloc:
+        to_share = urlsplit(url).netloc == urlsplit(self.share_url).netloc
+        if to_share:
             token = base64.b64encode(f"{self.share_token}:".encode()).decode()
             headers["Authorization"] = f"Basic {token}"
         if body:
@@ -145,4 +150,7 @@ class ShareClient:
             return urllib.request.urlopen(request, timeout=wait)
         except urllib.error.HTTPError as error:
             error.close()
-            raise HttpStatusError(method, url, error.code, str(error.reason)) from None
+            reason = str(error.reason)
+            if error.code == 401 and to_share:
+                reason += f" ({TOKEN_REFUSED})"
+            raise HttpStatusError(method, url, error.code, reason) from None

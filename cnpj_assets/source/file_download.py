@@ -18,6 +18,7 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -93,13 +94,37 @@ def _verify(path: Path, remote: RemoteFile) -> None:
         raise _CorruptDownload(f"CRC check failed for member {bad_member}")
 
 
+def etag_path(folder: Path, name: str) -> Path:
+    """Where the ETag a zip was downloaded with is kept (a dot file: discovery skips it)."""
+    return folder / f".{name}.etag"
+
+
+def _listed_time(remote: RemoteFile) -> float | None:
+    try:
+        return parsedate_to_datetime(remote.modified).timestamp() if remote.modified else None
+    except (TypeError, ValueError):
+        return None
+
+
 def _is_complete(dest: Path, remote: RemoteFile) -> bool:
-    """A file in place is complete when its size matches (or, with no size, it is a zip)."""
+    """Whether the file in place is the listed version, so it need not be fetched again.
+
+    Its size must match (with no size listed, it must be a zip), and, since a zip can be
+    re-published at the same size: the ETag it was downloaded with must be the listed
+    one, or, with no ETag to compare (a file copied in by hand), it must be no older
+    than the listing's modification time.
+    """
     if not dest.is_file():
         return False
-    if remote.size is not None:
-        return dest.stat().st_size == remote.size
-    return zipfile.is_zipfile(dest)
+    if remote.size is not None and dest.stat().st_size != remote.size:
+        return False
+    if remote.size is None and not zipfile.is_zipfile(dest):
+        return False
+    kept = etag_path(dest.parent, dest.name)
+    if remote.etag is not None and kept.is_file():
+        return kept.read_text() == remote.etag
+    listed = _listed_time(remote)
+    return listed is None or dest.stat().st_mtime >= listed
 
 
 class FileDownload:
@@ -158,7 +183,11 @@ class FileDownload:
             return self._in_place(attempts)
 
     def _in_place(self, attempts: int) -> FileOutcome:
+        kept_etag = etag_path(self.release.folder, self.remote.name)
+        kept_etag.unlink(missing_ok=True)
         os.replace(self.part, self.dest)
+        if self.remote.etag is not None:
+            kept_etag.write_text(self.remote.etag)
         size = self.dest.stat().st_size
         self.release.meter.in_place(size)
         self.release.gate.flowed()

@@ -23,12 +23,14 @@ class ListingError(ValueError):
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """One zip of a release on the share. `size` is None where the listing has no sizes."""
+    """One zip of a release on the share. `size` is None where the listing has no sizes;
+    `modified` (an HTTP date) and `etag` say which version of the file is listed."""
 
     name: str
     url: str
     size: int | None
     modified: str | None
+    etag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class DavEntry:
     is_folder: bool
     size: int | None
     modified: str | None
+    etag: str | None
 
 
 def parse_multistatus(xml_text: bytes | str, request_url: str) -> list[DavEntry]:
@@ -63,6 +66,7 @@ def parse_multistatus(xml_text: bytes | str, request_url: str) -> list[DavEntry]
         )
         length = prop.findtext(f"{DAV}getcontentlength") if prop is not None else None
         modified = prop.findtext(f"{DAV}getlastmodified") if prop is not None else None
+        etag = prop.findtext(f"{DAV}getetag") if prop is not None else None
         entries.append(
             DavEntry(
                 name=path.rstrip("/").rsplit("/", 1)[-1],
@@ -70,6 +74,7 @@ def parse_multistatus(xml_text: bytes | str, request_url: str) -> list[DavEntry]
                 is_folder=is_folder,
                 size=int(length) if length and length.strip().isdigit() else None,
                 modified=modified.strip() if modified else None,
+                etag=etag.strip() if etag else None,
             )
         )
     return entries

@@ -30,16 +30,16 @@ def evaluate_share(
     receita: ReceitaSourceResource, known_partitions: set[str], cursor: str | None
 ) -> dg.SensorResult:
     """The share sensor's decision, apart from the decorator so tests can read it plainly."""
-    first_tick = cursor is None
     seen = set(json.loads(cursor)["seen"]) if cursor else set()
     months = receita.list_releases()
-    unseen = [m for m in months if m not in seen and m not in known_partitions]
     notes = []
-    if first_tick and len(unseen) > 1:
-        notes.append(f"first tick: {len(unseen) - 1} older months recorded as seen, not fetched")
-        seen.update(unseen[:-1])
-        unseen = unseen[-1:]
+    if cursor is None and len(months) > 1:
+        # The newest month of the share, never the newest one not loaded yet: with the
+        # newest already a partition, the first tick has nothing to fetch.
+        notes.append(f"first tick: {len(months) - 1} older months recorded as seen, not fetched")
+        seen.update(months[:-1])
     seen.update(m for m in months if m in known_partitions)
+    unseen = [m for m in months if m not in seen]
     requests = []
     expected = len(expected_zip_names())
     for month in unseen:
