@@ -110,7 +110,9 @@ def no_postgres_database(postgres_server: ServerUrl) -> Iterator[None]:
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("own_landing")
-    write_release(release=UI_RELEASE, rows=300, out_dir=folder, seed=41)
+    # the CLI's release again (fake-release --rows 400, seed 0): the release job publishes
+    # only a release that did not shrink from the one published before (the drift guard)
+    write_release(release=UI_RELEASE, rows=400, out_dir=folder, seed=0)
     return folder
 
 
@@ -156,9 +158,11 @@ def test_the_cli_loads_and_traces_a_release_with_no_right_beyond_its_data(
     owners = query(
         deployment.server,
         "SELECT nspname, pg_get_userbyid(nspowner) FROM pg_namespace "
-        "WHERE nspname IN ('cnpj', 'cnpj_audit', 'dagster') ORDER BY 1",
+        "WHERE nspname IN ('cnpj', 'cnpj_audit', 'cnpj_current', 'dagster') ORDER BY 1",
     )
-    assert owners == [(schema, deployment.role) for schema in ("cnpj", "cnpj_audit", "dagster")]
+    assert owners == [
+        (schema, deployment.role) for schema in ("cnpj", "cnpj_audit", "cnpj_current", "dagster")
+    ]
     assert query(deployment.server, "SELECT to_regclass('dagster.runs') IS NOT NULL") == [(True,)]
     with server_log(embedded_home).open() as log:
         log.seek(log_start)
@@ -234,6 +238,7 @@ def test_a_missing_right_is_one_line_naming_the_grant_and_granted_the_load_runs(
         "cnpj_lesser_data",
         "GRANT USAGE, CREATE ON SCHEMA cnpj TO {role}",
         "CREATE SCHEMA cnpj_audit AUTHORIZATION {role}",
+        "CREATE SCHEMA cnpj_current AUTHORIZATION {role}",
         "CREATE TABLE cnpj.paises (codigo text)",
         **names,
     )

@@ -75,10 +75,10 @@ def free_bytes(connection: psycopg.Connection, budget_gb: float | None) -> tuple
     less what the database takes when one is set; the smaller of the two when both.
     """
     limits = []
-    try:
-        row = connection.execute("SHOW data_directory").fetchone()
-    except psycopg.errors.InsufficientPrivilege:
-        row = None
+    # pg_settings leaves out what the role may not read, where SHOW would log an ERROR
+    row = connection.execute(
+        "SELECT setting FROM pg_settings WHERE name = 'data_directory'"
+    ).fetchone()
     if row is not None and Path(row[0]).is_dir():
         limits.append((shutil.disk_usage(row[0]).free, f"the disk of {row[0]}"))
     if budget_gb is not None:
