@@ -87,7 +87,7 @@ def build_changes(
         child = tables.create_loading_child(data, CHANGES, release, node.id)
         try:
             if previous is not None:
-                fill(data, child, previous)
+                fill(database_url, child, previous)
             tables.build_indexes(data, child)
             target = tables.swap_in(data, child, policy, say)
         except BaseException:
