@@ -29,15 +29,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_release import phases  # noqa: E402
 from common import drop_release_tables  # noqa: E402
 
-from cnpj_assets.assets import RELEASES  # noqa: E402
 from cnpj_assets.commands import release_run_config  # noqa: E402
-from cnpj_assets.completo import COMPLETO  # noqa: E402
 from cnpj_assets.definitions import release_job  # noqa: E402
+from cnpj_assets.defs.assets import RELEASES  # noqa: E402
 from cnpj_assets.defs.changes import changes  # noqa: E402
+from cnpj_assets.defs.completo import COMPLETO  # noqa: E402
+from cnpj_assets.defs.resources import build_resources  # noqa: E402
 from cnpj_assets.instance import get_instance  # noqa: E402
 from cnpj_assets.postgres.server import server_url  # noqa: E402
 from cnpj_assets.releases.changes import CHANGES  # noqa: E402
-from cnpj_assets.resources import build_resources  # noqa: E402
 from cnpj_assets.specs import TABLES  # noqa: E402
 from cnpj_assets.synthetic import write_release  # noqa: E402
 from cnpj_assets.synthetic.evolve import evolve_release  # noqa: E402

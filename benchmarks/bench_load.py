@@ -44,7 +44,7 @@ from common import (  # noqa: E402
 )
 
 from cnpj_assets.landing import Release, discover_release  # noqa: E402
-from cnpj_assets.loader import LoadSettings, TableLoader  # noqa: E402
+from cnpj_assets.load.loader import LoadSettings, TableLoader  # noqa: E402
 from cnpj_assets.postgres import tables  # noqa: E402
 from cnpj_assets.postgres.server import ServerUrl, server_url  # noqa: E402
 from cnpj_assets.specs import TABLES  # noqa: E402

@@ -14,10 +14,10 @@ import dagster as dg
 import psycopg
 
 from cnpj_assets import lineage
-from cnpj_assets.assets import RELEASES
 from cnpj_assets.audit.schema import AUDIT_SCHEMA
 from cnpj_assets.declared_runs import execute_declared_job
 from cnpj_assets.definitions import release_download_job, release_job
+from cnpj_assets.defs.assets import RELEASES
 from cnpj_assets.instance import get_instance, instance_environment
 from cnpj_assets.landing import default_landing_dir, validate_release_name
 from cnpj_assets.postgres.access import check_access

@@ -3,14 +3,14 @@ resources."""
 
 import dagster as dg
 
-from cnpj_assets.assets import TABLE_ASSETS, load_release_job
-from cnpj_assets.checks import TABLE_CHECKS
-from cnpj_assets.completo import cnpj_completo
+from cnpj_assets.defs.assets import TABLE_ASSETS, load_release_job
 from cnpj_assets.defs.changes import changes
+from cnpj_assets.defs.checks import TABLE_CHECKS
+from cnpj_assets.defs.completo import cnpj_completo
 from cnpj_assets.defs.publication import cnpj_current
-from cnpj_assets.resources import build_resources
-from cnpj_assets.run_log_retention import purge_run_log_lines_job, purge_run_log_lines_schedule
-from cnpj_assets.sensors import landing_sensor
+from cnpj_assets.defs.resources import build_resources
+from cnpj_assets.defs.run_log_retention import purge_run_log_lines_job, purge_run_log_lines_schedule
+from cnpj_assets.defs.sensors import landing_sensor
 from cnpj_assets.source import (
     build_source_resource,
     download_and_load_job,

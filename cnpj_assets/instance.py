@@ -22,8 +22,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from cnpj_assets.assets import LOAD_POOL
 from cnpj_assets.dagster_storage import dagster_storage
+from cnpj_assets.defs.assets import LOAD_POOL
 from cnpj_assets.landing import default_landing_dir
 from cnpj_assets.postgres.server import ServerUrl, cnpj_home
 

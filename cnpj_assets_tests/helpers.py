@@ -14,10 +14,10 @@ import psycopg
 import pytest
 from dagster._core.utils import make_new_run_id
 
-from cnpj_assets.assets import RELEASES, TABLE_ASSETS
+from cnpj_assets.defs.assets import RELEASES, TABLE_ASSETS
+from cnpj_assets.defs.resources import build_resources
 from cnpj_assets.instance import get_instance
 from cnpj_assets.postgres.server import ServerUrl, ensure_database
-from cnpj_assets.resources import build_resources
 from cnpj_assets.runs.worker import RunWorker
 from cnpj_assets.synthetic.csvformat import join_record
 from cnpj_assets_tests.conftest import RELEASE

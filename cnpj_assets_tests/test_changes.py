@@ -20,8 +20,8 @@ import pytest
 
 from cnpj_assets.cli import main
 from cnpj_assets.defs.changes import change_rates, changes
+from cnpj_assets.defs.resources import build_resources
 from cnpj_assets.postgres.server import ServerUrl
-from cnpj_assets.resources import build_resources
 from cnpj_assets.synthetic import write_release
 from cnpj_assets.synthetic.evolve import MonthlyRates, evolve_release
 from cnpj_assets_tests.helpers import database_of_its_own, rewrite_member

@@ -15,8 +15,8 @@ import dagster as dg
 import psycopg
 import pytest
 
-from cnpj_assets.checks import CheckMode, QualityConfig, evaluate
 from cnpj_assets.cnpj_number import is_valid
+from cnpj_assets.defs.checks import CheckMode, QualityConfig, evaluate
 from cnpj_assets.postgres.server import ServerUrl
 from cnpj_assets.quality.rules import (
     CNPJ_CHECK_DIGITS,

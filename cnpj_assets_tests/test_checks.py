@@ -11,10 +11,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from cnpj_assets.assets import RELEASES, TABLE_ASSETS
 from cnpj_assets.audit.queries import latest_completed_load
-from cnpj_assets.checks import TABLE_CHECKS, QualityConfig, evaluate
 from cnpj_assets.cnpj_number import check_digits
+from cnpj_assets.defs.assets import RELEASES, TABLE_ASSETS
+from cnpj_assets.defs.checks import TABLE_CHECKS, QualityConfig, evaluate
+from cnpj_assets.defs.resources import build_resources
 from cnpj_assets.postgres.server import ServerUrl
 from cnpj_assets.postgres.tables import SCHEMA, child_name
 from cnpj_assets.quality.deep import cnpj_validity_query
@@ -26,7 +27,6 @@ from cnpj_assets.quality.rules import (
     ROW_ACCOUNTING,
     check_names,
 )
-from cnpj_assets.resources import build_resources
 from cnpj_assets.specs import TABLES
 from cnpj_assets.synthetic import ReleaseReport, write_release
 from cnpj_assets_tests.conftest import RELEASE

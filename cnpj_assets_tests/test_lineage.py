@@ -11,9 +11,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from cnpj_assets.assets import RELEASES, TABLE_ASSETS
 from cnpj_assets.cli import main
 from cnpj_assets.cnpj_number import check_digits
+from cnpj_assets.defs.assets import RELEASES, TABLE_ASSETS
+from cnpj_assets.defs.resources import LoadSettingsResource, build_resources
 from cnpj_assets.lineage import (
     EXIT_FOUND,
     EXIT_INVALID,
@@ -25,7 +26,6 @@ from cnpj_assets.lineage import (
     run,
 )
 from cnpj_assets.postgres.server import ServerUrl
-from cnpj_assets.resources import LoadSettingsResource, build_resources
 from cnpj_assets_tests.conftest import RELEASE
 from cnpj_assets_tests.helpers import query
 from cnpj_assets_tests.oracle import read_table

@@ -23,8 +23,8 @@ import dagster as dg
 import psycopg
 import pytest
 
-from cnpj_assets.assets import LOAD_POOL
 from cnpj_assets.audit.schema import ensure_audit_schema
+from cnpj_assets.defs.assets import LOAD_POOL
 from cnpj_assets.instance import get_instance
 from cnpj_assets.postgres.server import ServerUrl
 from cnpj_assets.runs.worker import RunWorker

@@ -12,7 +12,7 @@ import pytest
 from dagster._core.execution.plan.instance_concurrency_context import InstanceConcurrencyContext
 from dagster._core.utils import make_new_run_id
 
-from cnpj_assets.assets import LOAD_POOL
+from cnpj_assets.defs.assets import LOAD_POOL
 from cnpj_assets.instance import POOL_LIMIT_VARIABLE, get_instance
 from cnpj_assets.postgres.server import ServerUrl
 

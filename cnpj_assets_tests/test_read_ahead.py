@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from cnpj_assets import loader
 from cnpj_assets.landing import ReleaseFile
+from cnpj_assets.load import loader
 from cnpj_assets.reader import ReaderSettings, extract_member
 from cnpj_assets.reader.prefetch import Prefetched
 from cnpj_assets.reader.reader import FileRead

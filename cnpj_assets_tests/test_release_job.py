@@ -14,8 +14,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from cnpj_assets.assets import LOAD_POOL, RELEASES
 from cnpj_assets.commands import execute_release_job, load_release
+from cnpj_assets.defs.assets import LOAD_POOL, RELEASES
 from cnpj_assets.postgres.server import ServerUrl
 from cnpj_assets.specs import TABLES
 from cnpj_assets.synthetic import write_release

@@ -20,15 +20,15 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from cnpj_assets.assets import RELEASES
 from cnpj_assets.cli import main
+from cnpj_assets.defs.assets import RELEASES
 from cnpj_assets.defs.publication import cnpj_current
+from cnpj_assets.defs.resources import build_resources
 from cnpj_assets.landing import discover_release
-from cnpj_assets.loader import LoadSettings, TableLoader
+from cnpj_assets.load.loader import LoadSettings, TableLoader
 from cnpj_assets.postgres.brief_locks import LockDeadlineError
 from cnpj_assets.postgres.server import ServerUrl
 from cnpj_assets.releases.space import InsufficientSpaceError
-from cnpj_assets.resources import build_resources
 from cnpj_assets.specs import TABLES
 from cnpj_assets.synthetic import write_release
 from cnpj_assets_tests.helpers import database_of_its_own, rewrite_member

@@ -15,9 +15,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from cnpj_assets import file_copier
 from cnpj_assets.landing import ReleaseError, discover_release
-from cnpj_assets.loader import LoadSettings, RunInfo, TableLoader
+from cnpj_assets.load import file_copier
+from cnpj_assets.load.loader import LoadSettings, RunInfo, TableLoader
 from cnpj_assets.postgres import load_lock, tables
 from cnpj_assets.postgres.server import ServerUrl, ensure_database
 from cnpj_assets.reader import MemberError, ReaderSettings, extract_member, read_member
@@ -33,7 +33,7 @@ KILLED_LOAD = """
 import sys
 from pathlib import Path
 from cnpj_assets.landing import discover_release
-from cnpj_assets.loader import LoadSettings, RunInfo, TableLoader
+from cnpj_assets.load.loader import LoadSettings, RunInfo, TableLoader
 from cnpj_assets.specs import TABLES, TableSpec
 url, landing, scratch = sys.argv[1:4]
 settings = LoadSettings(scratch_dir=Path(scratch), batch_rows=2000, subbatch_rows=1000)

@@ -13,9 +13,9 @@ import pytest
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 
 from cnpj_assets.definitions import defs
+from cnpj_assets.defs.run_log_retention import purge_run_log_lines_job
 from cnpj_assets.instance import get_instance
 from cnpj_assets.postgres.server import ServerUrl
-from cnpj_assets.run_log_retention import purge_run_log_lines_job
 
 KEY = dg.AssetKey(["retention_test", "logged"])
 

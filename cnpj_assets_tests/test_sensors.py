@@ -12,10 +12,10 @@ import dagster as dg
 import pytest
 from dagster._core.definitions.sensor_definition import SensorExecutionData
 
-from cnpj_assets.assets import RELEASES
 from cnpj_assets.definitions import defs
-from cnpj_assets.resources import LandingResource
-from cnpj_assets.sensors import ReleaseState, dump_cursor, landing_sensor, load_cursor
+from cnpj_assets.defs.assets import RELEASES
+from cnpj_assets.defs.resources import LandingResource
+from cnpj_assets.defs.sensors import ReleaseState, dump_cursor, landing_sensor, load_cursor
 from cnpj_assets.snapshot import SUCCESS_MARKER
 from cnpj_assets.source import ReceitaSourceResource, share_sensor
 from cnpj_assets.specs import TABLES

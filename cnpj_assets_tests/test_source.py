@@ -14,9 +14,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from cnpj_assets.assets import RELEASES, TABLE_ASSETS
+from cnpj_assets.defs.assets import RELEASES, TABLE_ASSETS
+from cnpj_assets.defs.resources import build_resources
 from cnpj_assets.postgres.server import ServerUrl
-from cnpj_assets.resources import build_resources
 from cnpj_assets.source import ReceitaSourceResource, release_files
 from cnpj_assets.source.assets import select_release_files
 from cnpj_assets.source.client import ShareClient, SourceError

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from cnpj_assets.defs.sensors import LANDING_SENSOR_NAME
 from cnpj_assets.instance import CODE_LOCATION
 from cnpj_assets.postgres.server import ServerUrl
-from cnpj_assets.sensors import LANDING_SENSOR_NAME
 from cnpj_assets.source.sensor import SHARE_SENSOR_NAME
 from cnpj_assets.specs import TABLES
 from cnpj_assets.synthetic import write_release

@@ -16,12 +16,12 @@ from typing import Any
 import dagster as dg
 import psycopg
 
-from cnpj_assets.assets import GROUP, RELEASES
 from cnpj_assets.audit.derived import audited_build
+from cnpj_assets.defs.assets import GROUP, RELEASES
+from cnpj_assets.defs.resources import LoadSettingsResource, PostgresResource
 from cnpj_assets.postgres import tables
 from cnpj_assets.postgres.brief_locks import LockPolicy
 from cnpj_assets.releases.changes import CHANGES, COMPARISONS, ensure_parent, fill, previous_release
-from cnpj_assets.resources import LoadSettingsResource, PostgresResource
 
 CHANGE_RATES = "change_rates"
 TOP_MUNICIPALITIES = 10

@@ -16,10 +16,10 @@ import psycopg
 from psycopg import sql
 
 from cnpj_assets.cnpj_number import FIRST_WEIGHTS, SECOND_WEIGHTS
+from cnpj_assets.load.resume import load_chain
 from cnpj_assets.postgres.tables import LINEAGE_COLUMN, qualified
 from cnpj_assets.quality.duplicate_keys import DuplicateKeys, count_duplicate_keys
 from cnpj_assets.quality.rules import SAMPLE_SIZE
-from cnpj_assets.resume import load_chain
 from cnpj_assets.specs import TABLES, FullCnpj, TableSpec
 
 

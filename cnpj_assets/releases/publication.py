@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from cnpj_assets import completo
 from cnpj_assets.audit.queries import published_release
+from cnpj_assets.defs import completo
 from cnpj_assets.postgres import tables
 from cnpj_assets.postgres.access import ensure_schema
 from cnpj_assets.postgres.brief_locks import LockPolicy, with_brief_locks

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from cnpj_assets.completo import COMPLETO, copy_name
+from cnpj_assets.defs.completo import COMPLETO, copy_name
 from cnpj_assets.postgres import load_lock, tables
 from cnpj_assets.postgres.brief_locks import LockPolicy, with_brief_locks
 from cnpj_assets.releases.changes import CHANGES

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from cnpj_assets import plotted
-from cnpj_assets.assets import GROUP, RELEASES
-from cnpj_assets.job_executor import release_executor
-from cnpj_assets.resources import LandingResource
+from cnpj_assets.defs import plotted
+from cnpj_assets.defs.assets import GROUP, RELEASES
+from cnpj_assets.defs.job_executor import release_executor
+from cnpj_assets.defs.resources import LandingResource
 from cnpj_assets.snapshot import SUCCESS_MARKER, expected_zip_names
 from cnpj_assets.source.download import FileOutcome, download_release
 from cnpj_assets.source.listing import RemoteFile

@@ -13,7 +13,7 @@ import json
 
 import dagster as dg
 
-from cnpj_assets.assets import RELEASES
+from cnpj_assets.defs.assets import RELEASES
 from cnpj_assets.snapshot import expected_zip_names
 from cnpj_assets.source.assets import download_and_load_job
 from cnpj_assets.source.resource import ReceitaSourceResource

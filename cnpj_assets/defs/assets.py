@@ -10,10 +10,10 @@ from typing import Any
 
 import dagster as dg
 
-from cnpj_assets import plotted
-from cnpj_assets.job_executor import pod_size, release_executor
-from cnpj_assets.loader import RunInfo, TableLoader, TableLoadSummary
-from cnpj_assets.resources import LandingResource, LoadSettingsResource, PostgresResource
+from cnpj_assets.defs import plotted
+from cnpj_assets.defs.job_executor import pod_size, release_executor
+from cnpj_assets.defs.resources import LandingResource, LoadSettingsResource, PostgresResource
+from cnpj_assets.load.loader import RunInfo, TableLoader, TableLoadSummary
 from cnpj_assets.runs.run_log import RunLogOrStderr
 from cnpj_assets.runs.stopping import stop_request
 from cnpj_assets.specs import TABLES, TableSpec

@@ -24,12 +24,12 @@ import psycopg
 
 from cnpj_assets.audit import AuditNode, AuditService
 from cnpj_assets.landing import ReleaseFile
+from cnpj_assets.load.progress import FileProgress, TableProgress
+from cnpj_assets.load.resume import CARRIED_FILE_FIELDS, FileResume, uncovered
 from cnpj_assets.postgres import tables
 from cnpj_assets.postgres.copy_pool import CopyPool, results_in_order
 from cnpj_assets.postgres.writer import copy_rows
-from cnpj_assets.progress import FileProgress, TableProgress
 from cnpj_assets.reader import Batch, ExtractedMember, FileRead, RowSpan, SubBatch
-from cnpj_assets.resume import CARRIED_FILE_FIELDS, FileResume, uncovered
 
 # Batches submitted to the COPY streams and not yet closed. With one, the streams
 # idled while the main thread made the audit round trips of the next batch: measured

@@ -28,14 +28,15 @@ from typing import Any
 import dagster as dg
 import psycopg
 
-from cnpj_assets import plotted
-from cnpj_assets.assets import GROUP, RELEASES
 from cnpj_assets.audit.queries import (
     CompletedLoad,
     latest_completed_load,
     published_before,
     rows_loaded,
 )
+from cnpj_assets.defs import plotted
+from cnpj_assets.defs.assets import GROUP, RELEASES
+from cnpj_assets.defs.resources import PostgresResource
 from cnpj_assets.quality import deep
 from cnpj_assets.quality.counted import CountedLoad
 from cnpj_assets.quality.rules import (
@@ -47,7 +48,6 @@ from cnpj_assets.quality.rules import (
     ROW_COUNT_DRIFT,
     check_names,
 )
-from cnpj_assets.resources import PostgresResource
 from cnpj_assets.specs import TABLES, TableSpec
 
 IN_LOAD, ANTI_JOIN, DEEP = "in-load counts", "one anti-join", "deep (PostgreSQL scanned)"

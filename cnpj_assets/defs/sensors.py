@@ -19,9 +19,9 @@ from typing import Any
 
 import dagster as dg
 
-from cnpj_assets.assets import GROUP, RELEASES, load_release_job
+from cnpj_assets.defs.assets import GROUP, RELEASES, load_release_job
+from cnpj_assets.defs.resources import LandingResource
 from cnpj_assets.landing import list_releases
-from cnpj_assets.resources import LandingResource
 from cnpj_assets.snapshot import FolderSnapshot, expected_zip_names, take_snapshot
 from cnpj_assets.specs import TABLES
 

@@ -19,12 +19,13 @@ from typing import Any, NamedTuple
 import psycopg
 
 from cnpj_assets.audit import AuditNode, AuditService, audit_tree
-from cnpj_assets.file_copier import FileCopier, ReadStep
 from cnpj_assets.landing import Release, ReleaseFile
+from cnpj_assets.load.file_copier import FileCopier, ReadStep
+from cnpj_assets.load.progress import TableProgress
+from cnpj_assets.load.resume import adopt_child, drop_leftovers, plan_resume
 from cnpj_assets.postgres import load_lock, tables
 from cnpj_assets.postgres.brief_locks import LockPolicy
 from cnpj_assets.postgres.copy_pool import CopyPool
-from cnpj_assets.progress import TableProgress
 from cnpj_assets.quality.references import tally_plan
 from cnpj_assets.quality.tally import TallyPlan
 from cnpj_assets.reader import (
@@ -37,7 +38,6 @@ from cnpj_assets.reader import (
 )
 from cnpj_assets.reader.prefetch import Prefetched
 from cnpj_assets.releases.space import check_space
-from cnpj_assets.resume import adopt_child, drop_leftovers, plan_resume
 from cnpj_assets.runs.stopping import LoadStopped, StopRequest
 from cnpj_assets.specs import TableSpec
 

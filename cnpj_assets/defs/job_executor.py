@@ -13,7 +13,7 @@ import os
 
 import dagster as dg
 
-from cnpj_assets.executor import threaded_executor
+from cnpj_assets.defs.executor import threaded_executor
 
 EXECUTOR_VARIABLE = "CNPJ_EXECUTOR"
 CHOICES = ("threads", "k8s")

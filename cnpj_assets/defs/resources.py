@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 
 from cnpj_assets.landing import Release, default_landing_dir, discover_release
-from cnpj_assets.loader import LoadSettings
+from cnpj_assets.load.loader import LoadSettings
 from cnpj_assets.postgres.server import cnpj_home, server_url
 
 

@@ -28,13 +28,13 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
-from cnpj_assets import plotted
-from cnpj_assets.assets import GROUP, RELEASES
 from cnpj_assets.audit.derived import audited_build
 from cnpj_assets.audit.queries import latest_completed_load
-from cnpj_assets.loader import RunInfo
+from cnpj_assets.defs import plotted
+from cnpj_assets.defs.assets import GROUP, RELEASES
+from cnpj_assets.defs.resources import PostgresResource
+from cnpj_assets.load.loader import RunInfo
 from cnpj_assets.postgres import tables
-from cnpj_assets.resources import PostgresResource
 from cnpj_assets.specs import (
     EMPRESAS,
     ESTABELECIMENTOS,

@@ -1,0 +1,1 @@
+"""One table of one release: plan (lock, resume), read, COPY under the audit contexts, swap."""
