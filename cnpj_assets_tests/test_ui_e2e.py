@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,7 @@ def dev_ui(postgres_server: ServerUrl, tmp_path_factory: pytest.TempPathFactory)
     share = FakeShare.from_landing(origin, [PUBLISHED]).start()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_")},
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "CNPJ_LANDING_DIR": str(landing),
         "CNPJ_RECEITA_URL": share.share_url,
         "CNPJ_RECEITA_LEGACY_URL": "",
