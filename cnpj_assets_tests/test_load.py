@@ -20,7 +20,14 @@ from cnpj_assets.postgres import tables
 from cnpj_assets.postgres.server import ServerUrl, ensure_database
 from cnpj_assets.specs import TABLES
 from cnpj_assets_tests.conftest import RELEASE
-from cnpj_assets_tests.helpers import count_rows, materialize, query, rewrite_member, table_rows
+from cnpj_assets_tests.helpers import (
+    count_rows,
+    database_of_its_own,
+    materialize,
+    query,
+    rewrite_member,
+    table_rows,
+)
 from cnpj_assets_tests.oracle import read_table, typed_rows
 
 
@@ -193,30 +200,35 @@ def test_audit_tree_adds_up_and_matches_metadata(loaded, postgres_server: Server
 
 
 def test_rematerializing_replaces_the_release_exactly(
-    loaded, postgres_server: ServerUrl, quirks_landing: Path
+    postgres_server: ServerUrl, quirks_landing: Path
 ) -> None:
-    """Identical input again: the same rows, written anew by the second load, one child."""
-    before = table_rows(postgres_server.url, "empresas")
-    again = materialize(quirks_landing, RELEASE, ["cnaes", "empresas"])
-    assert again.success
-    assert table_rows(postgres_server.url, "empresas") == before
-    written_by = query(
-        postgres_server,
-        """SELECT DISTINCT t.dagster_run_id FROM cnpj.empresas e
-           JOIN cnpj_audit.subbatch_load s ON s.id = e._subbatch_id
-           JOIN cnpj_audit.batch_load b ON b.id = s.batch_load_id
-           JOIN cnpj_audit.file_load f ON f.id = b.file_load_id
-           JOIN cnpj_audit.table_load t ON t.id = f.table_load_id WHERE e.release = %s""",
-        (RELEASE,),
-    )
+    """Identical input again: the same rows, written anew by the second load, one child.
+
+    In a database of its own, so the module's load stays the one its tests look at."""
+    with database_of_its_own(postgres_server, "cnpj_rematerialized") as own:
+        assert materialize(quirks_landing, RELEASE, ["cnaes", "empresas"]).success
+        before = table_rows(own.url, "empresas")
+        assert before == typed_rows(quirks_landing, RELEASE, "empresas")
+        again = materialize(quirks_landing, RELEASE, ["cnaes", "empresas"])
+        assert again.success
+        assert table_rows(own.url, "empresas") == before
+        written_by = query(
+            own,
+            """SELECT DISTINCT t.dagster_run_id FROM cnpj.empresas e
+               JOIN cnpj_audit.subbatch_load s ON s.id = e._subbatch_id
+               JOIN cnpj_audit.batch_load b ON b.id = s.batch_load_id
+               JOIN cnpj_audit.file_load f ON f.id = b.file_load_id
+               JOIN cnpj_audit.table_load t ON t.id = f.table_load_id WHERE e.release = %s""",
+            (RELEASE,),
+        )
+        children = query(
+            own,
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'empresas' "
+            "AND pg_get_expr(c.relpartbound, c.oid) = %s",
+            (f"FOR VALUES IN ('{RELEASE}')",),
+        )
     assert written_by == [(again.run_id,)], "every row was written by the re-run"
-    children = query(
-        postgres_server,
-        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'empresas' "
-        "AND pg_get_expr(c.relpartbound, c.oid) = %s",
-        (f"FOR VALUES IN ('{RELEASE}')",),
-    )
     assert children == [("empresas_2026_10",)]
 
 
@@ -307,8 +319,9 @@ def test_published_children_are_left_to_autovacuum(loaded, postgres_server: Serv
 
 
 def test_a_corrupt_zip_fails_naming_it_and_keeps_the_loaded_release(
-    loaded, postgres_server: ServerUrl, quirks_landing: Path, tmp_path: Path
+    postgres_server: ServerUrl, quirks_landing: Path, tmp_path: Path
 ) -> None:
+    """In a database of its own: the module's socios stay the ones its load wrote."""
     landing = tmp_path / "landing"
     shutil.copytree(quirks_landing / RELEASE, landing / RELEASE)
     broken = landing / RELEASE / "Socios3.zip"
@@ -317,45 +330,51 @@ def test_a_corrupt_zip_fails_naming_it_and_keeps_the_loaded_release(
     # first, so every other file is loaded before this one fails
     largest = max(path.stat().st_size for path in broken.parent.glob("Socios*.zip"))
     broken.write_bytes(original[: len(original) // 2] + b"\0" * largest)
-    before = count_rows(postgres_server, "socios")
-    result = materialize(landing, RELEASE, ["socios"])
-    assert not result.success
-    failure = result.get_step_failure_events()[0]
-    assert "Socios3.zip" in str(failure.step_failure_data.error)
-    assert count_rows(postgres_server, "socios") == before
-    statuses = query(
-        postgres_server,
-        """SELECT t.status, f.zip_name, f.status, f.error FROM cnpj_audit.table_load t
-           JOIN cnpj_audit.file_load f ON f.table_load_id = t.id
-           WHERE t.dagster_run_id = %s AND f.status = 'FAILED'""",
-        (result.run_id,),
-    )
-    assert [(s[0], s[1], s[2]) for s in statuses] == [("FAILED", "Socios3.zip", "FAILED")]
-    assert "Socios3.zip" in statuses[0][3]
-    kept = query(
-        postgres_server,
-        "SELECT tablename FROM pg_tables WHERE schemaname = 'cnpj' AND tablename LIKE 'socios%%load%%'",
-    )
-    assert len(kept) == 1, "the failed load's table is kept, unattached, for the next run"
+    with database_of_its_own(postgres_server, "cnpj_corrupt_zip") as own:
+        assert materialize(quirks_landing, RELEASE, ["socios"]).success
+        before = count_rows(own, "socios")
+        assert before == sum(
+            len(f.good) for f in read_table(quirks_landing, RELEASE, "socios").values()
+        )
+        result = materialize(landing, RELEASE, ["socios"])
+        assert not result.success
+        failure = result.get_step_failure_events()[0]
+        assert "Socios3.zip" in str(failure.step_failure_data.error)
+        assert count_rows(own, "socios") == before
+        statuses = query(
+            own,
+            """SELECT t.status, f.zip_name, f.status, f.error FROM cnpj_audit.table_load t
+               JOIN cnpj_audit.file_load f ON f.table_load_id = t.id
+               WHERE t.dagster_run_id = %s AND f.status = 'FAILED'""",
+            (result.run_id,),
+        )
+        assert [(s[0], s[1], s[2]) for s in statuses] == [("FAILED", "Socios3.zip", "FAILED")]
+        assert "Socios3.zip" in statuses[0][3]
+        kept = query(
+            own,
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'cnpj' "
+            "AND tablename LIKE 'socios\\_2026\\_10\\_load%%'",
+        )
+        assert len(kept) == 1, "the failed load's table is kept, unattached, for the next run"
 
-    broken.write_bytes((quirks_landing / RELEASE / "Socios3.zip").read_bytes())
-    fixed = materialize(landing, RELEASE, ["socios"])
-    assert fixed.success
-    assert count_rows(postgres_server, "socios") == before
-    files = query(
-        postgres_server,
-        """SELECT f.zip_name, f.resumed_rows, f.rows, count(b.id) FROM cnpj_audit.table_load t
-           JOIN cnpj_audit.file_load f ON f.table_load_id = t.id
-           LEFT JOIN cnpj_audit.batch_load b ON b.file_load_id = f.id
-           WHERE t.dagster_run_id = %s AND t.resumed_from IS NOT NULL
-           GROUP BY f.id ORDER BY f.zip_name""",
-        (fixed.run_id,),
-    )
-    by_zip = {name: (resumed, rows, batches) for name, resumed, rows, batches in files}
-    for name in (f"Socios{n}.zip" for n in range(10) if n != 3):
-        resumed, rows, batches = by_zip[name]
-        assert resumed == rows > 0 and batches == 0, f"{name} was read again"
-    assert by_zip["Socios3.zip"][0] == 0 and by_zip["Socios3.zip"][2] > 0
+        broken.write_bytes((quirks_landing / RELEASE / "Socios3.zip").read_bytes())
+        fixed = materialize(landing, RELEASE, ["socios"])
+        assert fixed.success
+        assert count_rows(own, "socios") == before
+        files = query(
+            own,
+            """SELECT f.zip_name, f.resumed_rows, f.rows, count(b.id) FROM cnpj_audit.table_load t
+               JOIN cnpj_audit.file_load f ON f.table_load_id = t.id
+               LEFT JOIN cnpj_audit.batch_load b ON b.file_load_id = f.id
+               WHERE t.dagster_run_id = %s AND t.resumed_from IS NOT NULL
+               GROUP BY f.id ORDER BY f.zip_name""",
+            (fixed.run_id,),
+        )
+        by_zip = {name: (resumed, rows, batches) for name, resumed, rows, batches in files}
+        for name in (f"Socios{n}.zip" for n in range(10) if n != 3):
+            resumed, rows, batches = by_zip[name]
+            assert resumed == rows > 0 and batches == 0, f"{name} was read again"
+        assert by_zip["Socios3.zip"][0] == 0 and by_zip["Socios3.zip"][2] > 0
 
 
 def test_the_first_loads_into_a_fresh_database_create_its_parents_side_by_side(
