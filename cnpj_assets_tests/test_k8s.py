@@ -190,11 +190,12 @@ def test_the_definitions_load_with_the_pod_per_step_executor() -> None:
 import json
 from dagster_k8s.job import get_user_defined_k8s_config
 from cnpj_assets.definitions import defs
+from cnpj_assets.specs import TABLES
 jobs = {name: defs.resolve_job_def(name) for name in ("load_release", "download_and_load_release")}
 job = jobs["load_release"]
 sizes = {
     node.name: get_user_defined_k8s_config(node.tags).container_config["resources"]
-    for node in job.graph.nodes if node.name.startswith("cnpj__") and node.name != "cnpj__cnpj_completo"
+    for node in job.graph.nodes if node.name.removeprefix("cnpj__") in TABLES
 }
 print(json.dumps({"executors": {n: j.executor_def.name for n, j in jobs.items()}, "sizes": sizes}))
 """

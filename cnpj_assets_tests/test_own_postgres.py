@@ -110,7 +110,9 @@ def no_postgres_database(postgres_server: ServerUrl) -> Iterator[None]:
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("own_landing")
-    write_release(release=UI_RELEASE, rows=300, out_dir=folder, seed=41)
+    # the rows of CLI_RELEASE (`fake-release --rows 400`, seed 0), which it follows: a
+    # smaller release is refused publication by the drift guard, and its run fails
+    write_release(release=UI_RELEASE, rows=400, out_dir=folder, seed=0)
     return folder
 
 
@@ -234,6 +236,7 @@ def test_a_missing_right_is_one_line_naming_the_grant_and_granted_the_load_runs(
         "cnpj_lesser_data",
         "GRANT USAGE, CREATE ON SCHEMA cnpj TO {role}",
         "CREATE SCHEMA cnpj_audit AUTHORIZATION {role}",
+        "CREATE SCHEMA cnpj_current AUTHORIZATION {role}",
         "CREATE TABLE cnpj.paises (codigo text)",
         **names,
     )
