@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,7 +46,30 @@ def postgres_server(embedded_home: Path) -> Iterator[ServerUrl]:
             os.environ[key] = value
     pid_file = home / "pgdata" / "postmaster.pid"
     if pid_file.exists():
-        os.kill(int(pid_file.read_text().split()[0]), 15)
+        stop_and_wait(int(pid_file.read_text().split()[0]))
+
+
+def stop_and_wait(pid: int, seconds: float = 60) -> None:
+    """SIGTERM (PostgreSQL's smart shutdown), then wait for the process to be gone, so a
+    session never ends with its server still writing; SIGKILL past `seconds`."""
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A port of this host that refuses connections: bound by the test, never listening,
+    so nothing else can be listening there (port 9 might be)."""
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        yield bound.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ import itertools
 import logging
 import os
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -14,7 +13,6 @@ import threading
 import time
 import zipfile
 import zlib
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -365,14 +363,6 @@ def test_no_password_in_logs_metadata_or_errors(
     assert caplog.records and SECRET not in caplog.text
     printed = capfd.readouterr()
     assert SECRET not in printed.out + printed.err
-
-
-@pytest.fixture
-def refused_port() -> Iterator[int]:
-    """A port of this host that refuses connections: bound by the test, never listening."""
-    with socket.socket() as bound:
-        bound.bind(("127.0.0.1", 0))
-        yield bound.getsockname()[1]
 
 
 def test_a_lost_connection_is_retried_with_doubling_waits_then_given_up_without_the_password(
