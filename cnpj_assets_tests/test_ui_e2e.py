@@ -172,8 +172,10 @@ def test_the_readmes_dagster_cli_examples_switch_sensors_and_backfill_releases(
 ) -> None:
     webserver, workspace = dev_ui.webserver, "-w $DAGSTER_HOME/workspace.yaml"
     dev_ui.shell(f"dagster sensor start {LANDING_SENSOR_NAME} {workspace}")
-    assert sensor_states(webserver)[LANDING_SENSOR_NAME]["sensorState"]["status"] == "RUNNING"
-    dev_ui.shell(f"dagster sensor stop {LANDING_SENSOR_NAME} {workspace}")
+    try:
+        assert sensor_states(webserver)[LANDING_SENSOR_NAME]["sensorState"]["status"] == "RUNNING"
+    finally:  # the other tests start their loads themselves, whatever runs before them
+        dev_ui.shell(f"dagster sensor stop {LANDING_SENSOR_NAME} {workspace}")
     assert sensor_states(webserver)[LANDING_SENSOR_NAME]["sensorState"]["status"] == "STOPPED"
     for release in BACKFILLED:
         write_release(release=release, rows=500, out_dir=dev_ui.landing, seed=21)
@@ -203,11 +205,11 @@ def test_the_share_sensor_switched_on_downloads_and_loads_a_new_month(
     )
     assert started["startSensor"]["sensorState"]["status"] == "RUNNING"
     try:
-        run = wait_for(
+        (run,) = wait_for(
             f"the share sensor to launch a run for {PUBLISHED}",
             lambda: webserver.runs_of(PUBLISHED),
             RUN_SECONDS,
-        )[0]
+        )
         assert run["jobName"] == "download_and_load_release"
         webserver.wait_for_success(run["runId"])
     finally:
