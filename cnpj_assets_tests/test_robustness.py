@@ -257,9 +257,7 @@ def test_full_reload_ignores_an_unfinished_load(
     # unfinished load leaves nine completed files that a resume would take
     (broken / "Empresas4.zip").write_bytes(b"garbage" * (largest // 7 + 1))
     with pytest.raises(MemberError, match="Empresas4.zip"):
-        TableLoader(
-            postgres_server.url, LoadSettings(scratch_dir=tmp_path / "scratch"), lambda _: None
-        ).load(
+        loader(postgres_server, tmp_path).load(
             TABLES["empresas"],
             discover_release(broken.parent, RELEASE),
             RunInfo(dagster_run_id="unfinished"),
@@ -401,9 +399,7 @@ def test_a_file_whose_lines_do_not_add_up_fails_and_leaves_no_scratch(
     loader(postgres_server, tmp_path).load(TABLES["socios"], discover_release(landing, RELEASE))
     monkeypatch.setattr(loader_module, "extract_member", one_line_more)
     with pytest.raises(AccountingError, match=r"Socios5.zip .*: \d+ lines in the file") as failed:
-        TableLoader(
-            postgres_server.url, LoadSettings(scratch_dir=tmp_path / "scratch"), lambda _: None
-        ).load(
+        loader(postgres_server, tmp_path).load(
             TABLES["socios"],
             discover_release(broken.parent, RELEASE),
             RunInfo(dagster_run_id="lines"),
