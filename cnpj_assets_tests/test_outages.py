@@ -31,7 +31,7 @@ from cnpj_assets.runs.worker import RunWorker
 from cnpj_assets.specs import TABLES
 from cnpj_assets.synthetic import write_release
 from cnpj_assets_tests.dagster_processes import wait_for
-from cnpj_assets_tests.helpers import add_started_run, count_rows, query
+from cnpj_assets_tests.helpers import add_started_run, count_rows, database_of_its_own, query
 from cnpj_assets_tests.oracle import read_table
 from cnpj_assets_tests.server_control import outage
 
@@ -42,6 +42,14 @@ FACTS = ("empresas", "estabelecimentos", "socios", "simples")
 CLI = str(Path(sys.executable).with_name("cnpj-assets"))
 STOP_SECONDS = 10
 GIVE_UP_SECONDS = 300  # a load must end by itself within this once its server is gone
+
+
+@pytest.fixture(scope="module")
+def postgres_server(postgres_server: ServerUrl) -> Iterator[ServerUrl]:
+    """A database of this module's own: it publishes releases, and which release is
+    published is global state that the other modules' drift checks compare with."""
+    with database_of_its_own(postgres_server, "cnpj_outages") as own:
+        yield own
 
 
 @pytest.fixture(scope="module")

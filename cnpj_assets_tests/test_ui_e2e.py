@@ -39,7 +39,7 @@ from cnpj_assets_tests.dagster_processes import (
     stop_group,
     wait_for,
 )
-from cnpj_assets_tests.helpers import count_rows
+from cnpj_assets_tests.helpers import count_rows, database_of_its_own
 from cnpj_assets_tests.webdav_server import FakeShare
 
 LOADED = "2032-01"  # loaded by `cnpj-assets load`, then re-executed from the UI
@@ -87,6 +87,14 @@ CHILD_RUNS = """query($parent: String!) { runsOrError(filter: {tags: [{key: "dag
 def sensor_states(webserver: Webserver) -> dict[str, dict]:
     data = webserver.graphql(SENSORS, repo=webserver.repository())
     return {s["name"]: s for s in data["sensorsOrError"]["results"]}
+
+
+@pytest.fixture(scope="module")
+def postgres_server(postgres_server: ServerUrl) -> Iterator[ServerUrl]:
+    """A database of this module's own: it publishes releases, and which release is
+    published is global state that the other modules' drift checks compare with."""
+    with database_of_its_own(postgres_server, "cnpj_ui_e2e") as own:
+        yield own
 
 
 @pytest.fixture(scope="module")
