@@ -186,7 +186,8 @@ def test_a_lost_server_ends_the_load_in_a_line_and_the_next_load_heals_twice_in_
             said,
             re.MULTILINE,
         ), said[-5000:]
-        assert "cnpj-assets load: PostgreSQL (postgresql://postgres:@/cnpj_test" in said
+        database = postgres_server.url.split("?", 1)[0]  # the URL up to its options
+        assert f"cnpj-assets load: PostgreSQL ({database}" in said
         assert f"was lost while loading {LOST}" in said
         healer = Load.start(LOST, landing, home, tmp_path)
         assert healer.finish(GIVE_UP_SECONDS) == 0, healer.text()[-5000:]
