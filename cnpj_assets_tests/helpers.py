@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,12 +14,14 @@ import dagster as dg
 import psycopg
 import pytest
 from dagster._core.utils import make_new_run_id
+from psycopg import sql
 
 from cnpj_assets.defs.assets import RELEASES, TABLE_ASSETS
 from cnpj_assets.defs.resources import build_resources
 from cnpj_assets.instance import get_instance
 from cnpj_assets.postgres.server import ServerUrl, ensure_database
 from cnpj_assets.runs.worker import RunWorker
+from cnpj_assets.specs import TABLES
 from cnpj_assets.synthetic.csvformat import join_record
 from cnpj_assets_tests.conftest import RELEASE
 
@@ -70,6 +73,16 @@ def query(server: ServerUrl, statement: str, params: tuple = ()) -> list[tuple]:
 
 def count_rows(server: ServerUrl, table: str, release: str = RELEASE) -> int:
     return query(server, f"SELECT count(*) FROM cnpj.{table} WHERE release = %s", (release,))[0][0]
+
+
+def table_rows(url: str, table: str, release: str = RELEASE) -> Counter[tuple]:
+    """The release's rows of a table, every column but the lineage, as a multiset."""
+    statement = sql.SQL("SELECT {} FROM {} WHERE release = %s").format(
+        sql.SQL(", ").join(sql.Identifier(c) for c in TABLES[table].column_names),
+        sql.Identifier("cnpj", table),
+    )
+    with psycopg.connect(url) as connection:
+        return Counter(connection.execute(statement, (release,)).fetchall())
 
 
 def rewrite_member(zip_path: Path, change: Callable[[Records], Records]) -> None:

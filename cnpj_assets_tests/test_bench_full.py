@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import psycopg
 import pytest
@@ -94,20 +95,26 @@ def benchmark_environment(database: ServerUrl) -> Iterator[None]:
         yield
 
 
+class Measured(NamedTuple):
+    run: FullRun
+    report: ReleaseReport
+    landing: Path
+    log: str  # read at once: the next measured load (another test's) writes the file again
+
+
 @pytest.fixture(scope="module")
-def measured(
-    bench_database: ServerUrl, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[FullRun, ReleaseReport, Path]:
+def measured(bench_database: ServerUrl, tmp_path_factory: pytest.TempPathFactory) -> Measured:
     landing = tmp_path_factory.mktemp("bench_full_landing")
     with benchmark_environment(bench_database):
         run = bench_full.measure(SCALE, RELEASE, landing, interval=0.1, progress=lambda _: None)
-    return run, ReleaseReport.load(landing / RELEASE), landing
+    log = (cnpj_home() / bench_full.LOG_NAME).read_text()
+    return Measured(run, ReleaseReport.load(landing / RELEASE), landing, log)
 
 
 def test_every_figure_is_measured_for_every_table(
-    measured: tuple[FullRun, ReleaseReport, Path],
+    measured: Measured,
 ) -> None:
-    run, report, landing = measured
+    run, report, landing, _ = measured
     assert report.rows == companies_at_scale(SCALE)
     assert run.rows == {table: report.expected_loaded(table) for table in TABLES}
     per_table = {form.format(table) for form in PER_TABLE for table in TABLES}
@@ -125,9 +132,9 @@ def test_every_figure_is_measured_for_every_table(
 
 
 def test_projections_follow_the_basis_each_figure_names(
-    measured: tuple[FullRun, ReleaseReport, Path],
+    measured: Measured,
 ) -> None:
-    run, report, _ = measured
+    run, report, _, _ = measured
     loaded = {table: report.expected_loaded(table) for table in TABLES}
     expected_factor = {
         FIXED_BASIS: 1.0,
@@ -173,16 +180,16 @@ def assert_cleaned_up(database: ServerUrl) -> None:
 
 
 def test_it_drops_the_release_and_removes_the_scratch(
-    measured: tuple[FullRun, ReleaseReport, Path], bench_database: ServerUrl
+    measured: Measured, bench_database: ServerUrl
 ) -> None:
     assert_cleaned_up(bench_database)
-    assert "load_release" in (cnpj_home() / bench_full.LOG_NAME).read_text()
+    assert "load_release" in measured.log
 
 
 def test_a_load_that_would_leave_too_little_disk_is_stopped(
-    measured: tuple[FullRun, ReleaseReport, Path], bench_database: ServerUrl
+    measured: Measured, bench_database: ServerUrl
 ) -> None:
-    _, _, landing = measured  # the release is there: only the load runs
+    landing = measured.landing  # the release is there: only the load runs
     with (
         benchmark_environment(bench_database),
         pytest.raises(RuntimeError, match="stopped the load: .* bytes free"),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import tomllib
@@ -30,6 +29,7 @@ from cnpj_assets.postgres.server import ServerUrl
 from cnpj_assets.snapshot import expected_zip_names
 from cnpj_assets.specs import TABLES
 from cnpj_assets.synthetic import write_release
+from cnpj_assets_tests.conftest import home_outside_pytest, stop_and_wait
 from cnpj_assets_tests.webdav_server import FakeShare
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -96,19 +96,19 @@ def checked(done: subprocess.CompletedProcess) -> str:
 
 
 @pytest.fixture(scope="module")
-def user_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def user_env() -> Iterator[dict[str, str]]:
     """A user's shell: a fresh CNPJ_HOME holding a small release, no database URL set."""
-    home = tmp_path_factory.mktemp("cli_home")
-    write_release(release=RELEASE, rows=300, out_dir=home / "landing", seed=41)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CNPJ_", "DAGSTER_"))}
-    env |= {"CNPJ_HOME": str(home), "PATH": f"{BIN}:{env['PATH']}", "PYTHONUNBUFFERED": "1"}
-    try:
-        yield env
-    finally:
-        server = embedded_server(home)
-        if server.running and server.pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(server.pid, signal.SIGINT)
+    with home_outside_pytest("cli") as home:
+        write_release(release=RELEASE, rows=300, out_dir=home / "landing", seed=41)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CNPJ_", "DAGSTER_"))}
+        env |= {"CNPJ_HOME": str(home), "PATH": f"{BIN}:{env['PATH']}", "PYTHONUNBUFFERED": "1"}
+        try:
+            yield env
+        finally:
+            server = embedded_server(home)
+            if server.running and server.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    stop_and_wait(server.pid)
 
 
 def test_the_dagster_cli_runs_on_the_projects_instance_after_one_eval(

@@ -30,7 +30,7 @@ from cnpj_assets.snapshot import SUCCESS_MARKER
 from cnpj_assets.specs import TABLES
 from cnpj_assets.synthetic import write_release
 from cnpj_assets_tests import dagster_processes
-from cnpj_assets_tests.helpers import count_rows
+from cnpj_assets_tests.helpers import count_rows, database_of_its_own
 
 DEPLOY = dagster_processes.PROJECT_ROOT / "deploy"
 RELEASE = "2034-01"
@@ -46,6 +46,14 @@ class Deployment:
     webserver: dagster_processes.Webserver
     landing: Path
     logs: Path
+
+
+@pytest.fixture(scope="module")
+def postgres_server(postgres_server: ServerUrl) -> Iterator[ServerUrl]:
+    """A database of this module's own: it publishes releases, and which release is
+    published is global state that the other modules' drift checks compare with."""
+    with database_of_its_own(postgres_server, "cnpj_deployment") as own:
+        yield own
 
 
 @pytest.fixture(scope="module")

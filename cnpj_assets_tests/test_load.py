@@ -4,20 +4,31 @@ from __future__ import annotations
 
 import shutil
 import threading
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
 import psycopg
 import pytest
+from psycopg import sql
 
+from cnpj_assets.landing import discover_release
+from cnpj_assets.load.loader import LoadSettings, TableLoader
 from cnpj_assets.postgres import tables
 from cnpj_assets.postgres.server import ServerUrl, ensure_database
 from cnpj_assets.specs import TABLES
 from cnpj_assets_tests.conftest import RELEASE
-from cnpj_assets_tests.helpers import count_rows, materialize, query
-from cnpj_assets_tests.oracle import read_table
+from cnpj_assets_tests.helpers import (
+    count_rows,
+    database_of_its_own,
+    materialize,
+    query,
+    rewrite_member,
+    table_rows,
+)
+from cnpj_assets_tests.oracle import read_table, typed_rows
 
 
 @pytest.fixture(scope="module")
@@ -54,63 +65,77 @@ def test_the_quirks_release_has_rejects_and_multiline_rows(quirks_landing: Path)
     assert any("\n" in field for f in oracle.values() for _, record in f.good for field in record)
 
 
-def test_values_round_trip(loaded, postgres_server: ServerUrl, quirks_landing: Path) -> None:
-    oracle = read_table(quirks_landing, RELEASE, "empresas")
-    records = [record for f in oracle.values() for _, record in f.good]
-    accented = next(r for r in records if any(ch in r[1] for ch in "ÃÇÉÕÁ"))
-    rows = query(
-        postgres_server,
-        "SELECT razao_social, natureza_juridica, capital_social, porte_empresa "
-        "FROM cnpj.empresas WHERE release = %s AND cnpj_basico = %s",
-        (RELEASE, accented[0]),
-    )
-    assert (rows[0][0], rows[0][1], rows[0][3]) == (accented[1], accented[2], accented[5])
-    assert rows[0][2] == Decimal(accented[4].replace(".", "").replace(",", "."))
-    zero_padded = query(
-        postgres_server,
-        "SELECT count(*) FROM cnpj.estabelecimentos WHERE release = %s AND municipio LIKE '0%%'",
-        (RELEASE,),
-    )[0][0]
-    assert zero_padded > 0
-    alphanumeric = query(
-        postgres_server,
-        "SELECT count(*) FROM cnpj.empresas WHERE release = %s AND cnpj_basico ~ '[A-Z]'",
-        (RELEASE,),
-    )[0][0]
-    assert alphanumeric > 0
-    dates = query(
-        postgres_server,
-        "SELECT count(*) FILTER (WHERE data_inicio_atividade IS NULL), "
-        "count(*) FILTER (WHERE data_inicio_atividade > DATE '1900-01-01') "
-        "FROM cnpj.estabelecimentos WHERE release = %s",
-        (RELEASE,),
-    )[0]
-    assert dates[0] > 0 and dates[1] > 0
-
-
-def test_multiline_values_and_their_lines(
-    loaded, postgres_server: ServerUrl, quirks_landing: Path
+@pytest.mark.parametrize("table", list(TABLES))
+def test_values_round_trip(
+    loaded, postgres_server: ServerUrl, quirks_landing: Path, table: str
 ) -> None:
+    """Every value of every row equals the source field, typed by the oracle, not the reader."""
+    assert table_rows(postgres_server.url, table) == typed_rows(quirks_landing, RELEASE, table)
+
+
+def test_the_compared_values_hold_every_kind_the_layout_names(quirks_landing: Path) -> None:
+    """The comparison above covers accents, leading zeros, alphanumeric CNPJs, NULL and
+    real dates, decimals and multi-line text: the quirks release has each of them."""
+    empresas = list(typed_rows(quirks_landing, RELEASE, "empresas"))
+    establishments = list(typed_rows(quirks_landing, RELEASE, "estabelecimentos"))
+    started = TABLES["estabelecimentos"].column_names.index("data_inicio_atividade")
+    municipio = TABLES["estabelecimentos"].column_names.index("municipio")
+    assert any(ch in (row[1] or "") for row in empresas for ch in "ÃÇÉÕÁ")
+    assert any(not row[0].isdigit() for row in empresas)
+    assert any(row[4] is not None and row[4] != row[4].to_integral_value() for row in empresas)
+    assert any(row[municipio].startswith("0") for row in establishments)
+    assert {row[started] is None for row in establishments} == {True, False}
+    assert any("\n" in (row[4] or "") for row in establishments)
+
+
+FINE_GRAINED = LoadSettings(scratch_dir=Path("unused"), batch_rows=100, subbatch_rows=30)
+
+
+@pytest.fixture(scope="module")
+def fine_grained(postgres_server: ServerUrl, quirks_landing: Path, tmp_path_factory) -> ServerUrl:
+    """The establishments loaded in sub-batches of 30 rows, in a database of their own: a
+    sub-batch's line range then tells a row's lines to within a few dozen."""
+    ensure_database(postgres_server, "cnpj_fine_grained")
+    own = ServerUrl(postgres_server.database("cnpj_fine_grained"))
+    settings = replace(FINE_GRAINED, scratch_dir=tmp_path_factory.mktemp("fine_scratch"))
+    TableLoader(own.url, settings, lambda _: None).load(
+        TABLES["estabelecimentos"], discover_release(quirks_landing, RELEASE)
+    )
+    return own
+
+
+def test_multiline_values_and_their_lines(fine_grained: ServerUrl, quirks_landing: Path) -> None:
+    """Every row's sub-batch spans the physical lines of its record, multi-line ones whole."""
+    rows = query(
+        fine_grained,
+        """SELECT e.cnpj_basico, e.cnpj_ordem, e.cnpj_dv, e.nome_fantasia, f.zip_name,
+                  s.first_line, s.last_line
+           FROM cnpj.estabelecimentos e
+           JOIN cnpj_audit.subbatch_load s ON s.id = e._subbatch_id
+           JOIN cnpj_audit.batch_load b ON b.id = s.batch_load_id
+           JOIN cnpj_audit.file_load f ON f.id = b.file_load_id
+           WHERE e.release = %s""",
+        (RELEASE,),
+    )
+    spans: dict[tuple[str, ...], list[tuple[str | None, str, int, int]]] = {}
+    for *key, name, zip_name, first, last in rows:
+        spans.setdefault(tuple(key), []).append((name, zip_name, first, last))
+    subbatches = {(zip_name, first) for found in spans.values() for _, zip_name, first, _ in found}
     oracle = read_table(quirks_landing, RELEASE, "estabelecimentos")
+    assert len(subbatches) >= sum(len(f.good) for f in oracle.values()) // 30
+    multiline = 0
     for zip_name, f in oracle.items():
         for start, record in f.good:
-            if "\n" in record[4]:
-                rows = query(
-                    postgres_server,
-                    """SELECT e.nome_fantasia, f.zip_name, s.first_line, s.last_line
-                       FROM cnpj.estabelecimentos e
-                       JOIN cnpj_audit.subbatch_load s ON s.id = e._subbatch_id
-                       JOIN cnpj_audit.batch_load b ON b.id = s.batch_load_id
-                       JOIN cnpj_audit.file_load f ON f.id = b.file_load_id
-                       WHERE e.release = %s AND e.cnpj_basico = %s AND e.cnpj_ordem = %s""",
-                    (RELEASE, record[0], record[1]),
-                )
-                name, loaded_zip, first, last = rows[0]
-                assert name == record[4].replace("\x00", "")
-                assert loaded_zip == zip_name
-                assert first <= start <= last
-                return
-    pytest.fail("the quirks release has no multi-line nome_fantasia")
+            end = start + sum(v.count("\n") for v in record)
+            multiline += end > start
+            name = record[4].replace("\x00", "") or None
+            assert any(
+                (found_name, found_zip) == (name, zip_name) and first <= start and end <= last
+                for found_name, found_zip, first, last in spans[tuple(record[:3])]
+            ), (
+                f"{zip_name} line {start}: {record[:3]} is in no sub-batch spanning lines {start}-{end}"
+            )
+    assert multiline > 0
 
 
 def test_the_ui_plots_measures_only_and_rounded(loaded: dg.ExecuteInProcessResult) -> None:
@@ -175,20 +200,109 @@ def test_audit_tree_adds_up_and_matches_metadata(loaded, postgres_server: Server
 
 
 def test_rematerializing_replaces_the_release_exactly(
-    loaded, postgres_server: ServerUrl, quirks_landing: Path
+    postgres_server: ServerUrl, quirks_landing: Path
 ) -> None:
-    before = {t: count_rows(postgres_server, t) for t in ("cnaes", "empresas")}
-    again = materialize(quirks_landing, RELEASE, ["cnaes", "empresas"])
-    assert again.success
-    assert {t: count_rows(postgres_server, t) for t in before} == before
-    children = query(
-        postgres_server,
-        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'empresas' "
-        "AND pg_get_expr(c.relpartbound, c.oid) = %s",
-        (f"FOR VALUES IN ('{RELEASE}')",),
-    )
+    """Identical input again: the same rows, written anew by the second load, one child.
+
+    In a database of its own, so the module's load stays the one its tests look at."""
+    with database_of_its_own(postgres_server, "cnpj_rematerialized") as own:
+        assert materialize(quirks_landing, RELEASE, ["cnaes", "empresas"]).success
+        before = table_rows(own.url, "empresas")
+        assert before == typed_rows(quirks_landing, RELEASE, "empresas")
+        again = materialize(quirks_landing, RELEASE, ["cnaes", "empresas"])
+        assert again.success
+        assert table_rows(own.url, "empresas") == before
+        written_by = query(
+            own,
+            """SELECT DISTINCT t.dagster_run_id FROM cnpj.empresas e
+               JOIN cnpj_audit.subbatch_load s ON s.id = e._subbatch_id
+               JOIN cnpj_audit.batch_load b ON b.id = s.batch_load_id
+               JOIN cnpj_audit.file_load f ON f.id = b.file_load_id
+               JOIN cnpj_audit.table_load t ON t.id = f.table_load_id WHERE e.release = %s""",
+            (RELEASE,),
+        )
+        children = query(
+            own,
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'empresas' "
+            "AND pg_get_expr(c.relpartbound, c.oid) = %s",
+            (f"FOR VALUES IN ('{RELEASE}')",),
+        )
+    assert written_by == [(again.run_id,)], "every row was written by the re-run"
     assert children == [("empresas_2026_10",)]
+
+
+def test_a_reload_of_changed_files_replaces_the_rows_and_readers_see_one_whole_table(
+    postgres_server: ServerUrl, quirks_landing: Path, tmp_path: Path
+) -> None:
+    """Readers see the old rows, all of them, while the new ones load and while the swap
+    waits; then the new files' rows, exactly: no old row kept, none missing.
+
+    The swap is held in the middle: a transaction of the test's keeps the new child
+    locked, so the swap, holding the parent, waits on it (and lets readers through
+    between its attempts). A swap that detached the old child in a transaction of its
+    own would show readers an empty release meanwhile.
+    """
+    ensure_database(postgres_server, "cnpj_replace")
+    own = postgres_server.database("cnpj_replace")
+    landing = tmp_path / "landing"
+    (landing / RELEASE).mkdir(parents=True)
+    for name in TABLES["empresas"].zip_names():
+        shutil.copy(quirks_landing / RELEASE / name, landing / RELEASE / name)
+    settings = LoadSettings(scratch_dir=tmp_path / "scratch", lock_deadline_seconds=60)
+    TableLoader(own, settings, lambda _: None).load(
+        TABLES["empresas"], discover_release(landing, RELEASE)
+    )
+    old = table_rows(own, "empresas")
+    assert old == typed_rows(landing, RELEASE, "empresas")
+    rewrite_member(landing / RELEASE / "Empresas1.zip", lambda records: records[5:])
+    rewrite_member(
+        landing / RELEASE / "Empresas2.zip",
+        lambda records: [[r[0], r[1] + " RENAMED", *r[2:]] for r in records],
+    )
+    new = typed_rows(landing, RELEASE, "empresas")
+    assert new != old
+
+    holder = psycopg.connect(own)
+    swap_waiting = threading.Event()
+    seen_while_loading: list[Counter] = []
+
+    def progress(message: str) -> None:
+        if "building key and indexes" in message:
+            seen_while_loading.append(table_rows(own, "empresas"))
+            (child,) = holder.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'cnpj' "
+                "AND tablename LIKE 'empresas\\_2026\\_10\\_load%%'"
+            ).fetchone()
+            holder.execute(
+                sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(sql.Identifier("cnpj", child))
+            )
+        if "readers go first" in message:
+            swap_waiting.set()
+
+    with ThreadPoolExecutor(1) as pool:
+        reload = pool.submit(
+            TableLoader(own, settings, progress).load,
+            TABLES["empresas"],
+            discover_release(landing, RELEASE),
+        )
+        try:
+            assert swap_waiting.wait(timeout=120), "the swap never waited on the held child"
+            counts = [
+                query(
+                    ServerUrl(own),
+                    "SELECT count(*) FROM cnpj.empresas WHERE release = %s",
+                    (RELEASE,),
+                )[0][0]
+                for _ in range(20)
+            ]
+        finally:
+            holder.rollback()
+            holder.close()
+        reload.result(timeout=120)
+    assert seen_while_loading == [old]
+    assert set(counts) == {sum(old.values())}, "a reader saw part of a table mid-swap"
+    assert table_rows(own, "empresas") == new
 
 
 def test_published_children_are_left_to_autovacuum(loaded, postgres_server: ServerUrl) -> None:
@@ -205,8 +319,9 @@ def test_published_children_are_left_to_autovacuum(loaded, postgres_server: Serv
 
 
 def test_a_corrupt_zip_fails_naming_it_and_keeps_the_loaded_release(
-    loaded, postgres_server: ServerUrl, quirks_landing: Path, tmp_path: Path
+    postgres_server: ServerUrl, quirks_landing: Path, tmp_path: Path
 ) -> None:
+    """In a database of its own: the module's socios stay the ones its load wrote."""
     landing = tmp_path / "landing"
     shutil.copytree(quirks_landing / RELEASE, landing / RELEASE)
     broken = landing / RELEASE / "Socios3.zip"
@@ -215,45 +330,51 @@ def test_a_corrupt_zip_fails_naming_it_and_keeps_the_loaded_release(
     # first, so every other file is loaded before this one fails
     largest = max(path.stat().st_size for path in broken.parent.glob("Socios*.zip"))
     broken.write_bytes(original[: len(original) // 2] + b"\0" * largest)
-    before = count_rows(postgres_server, "socios")
-    result = materialize(landing, RELEASE, ["socios"])
-    assert not result.success
-    failure = result.get_step_failure_events()[0]
-    assert "Socios3.zip" in str(failure.step_failure_data.error)
-    assert count_rows(postgres_server, "socios") == before
-    statuses = query(
-        postgres_server,
-        """SELECT t.status, f.zip_name, f.status, f.error FROM cnpj_audit.table_load t
-           JOIN cnpj_audit.file_load f ON f.table_load_id = t.id
-           WHERE t.dagster_run_id = %s AND f.status = 'FAILED'""",
-        (result.run_id,),
-    )
-    assert [(s[0], s[1], s[2]) for s in statuses] == [("FAILED", "Socios3.zip", "FAILED")]
-    assert "Socios3.zip" in statuses[0][3]
-    kept = query(
-        postgres_server,
-        "SELECT tablename FROM pg_tables WHERE schemaname = 'cnpj' AND tablename LIKE 'socios%%load%%'",
-    )
-    assert len(kept) == 1, "the failed load's table is kept, unattached, for the next run"
+    with database_of_its_own(postgres_server, "cnpj_corrupt_zip") as own:
+        assert materialize(quirks_landing, RELEASE, ["socios"]).success
+        before = count_rows(own, "socios")
+        assert before == sum(
+            len(f.good) for f in read_table(quirks_landing, RELEASE, "socios").values()
+        )
+        result = materialize(landing, RELEASE, ["socios"])
+        assert not result.success
+        failure = result.get_step_failure_events()[0]
+        assert "Socios3.zip" in str(failure.step_failure_data.error)
+        assert count_rows(own, "socios") == before
+        statuses = query(
+            own,
+            """SELECT t.status, f.zip_name, f.status, f.error FROM cnpj_audit.table_load t
+               JOIN cnpj_audit.file_load f ON f.table_load_id = t.id
+               WHERE t.dagster_run_id = %s AND f.status = 'FAILED'""",
+            (result.run_id,),
+        )
+        assert [(s[0], s[1], s[2]) for s in statuses] == [("FAILED", "Socios3.zip", "FAILED")]
+        assert "Socios3.zip" in statuses[0][3]
+        kept = query(
+            own,
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'cnpj' "
+            "AND tablename LIKE 'socios\\_2026\\_10\\_load%%'",
+        )
+        assert len(kept) == 1, "the failed load's table is kept, unattached, for the next run"
 
-    broken.write_bytes((quirks_landing / RELEASE / "Socios3.zip").read_bytes())
-    fixed = materialize(landing, RELEASE, ["socios"])
-    assert fixed.success
-    assert count_rows(postgres_server, "socios") == before
-    files = query(
-        postgres_server,
-        """SELECT f.zip_name, f.resumed_rows, f.rows, count(b.id) FROM cnpj_audit.table_load t
-           JOIN cnpj_audit.file_load f ON f.table_load_id = t.id
-           LEFT JOIN cnpj_audit.batch_load b ON b.file_load_id = f.id
-           WHERE t.dagster_run_id = %s AND t.resumed_from IS NOT NULL
-           GROUP BY f.id ORDER BY f.zip_name""",
-        (fixed.run_id,),
-    )
-    by_zip = {name: (resumed, rows, batches) for name, resumed, rows, batches in files}
-    for name in (f"Socios{n}.zip" for n in range(10) if n != 3):
-        resumed, rows, batches = by_zip[name]
-        assert resumed == rows > 0 and batches == 0, f"{name} was read again"
-    assert by_zip["Socios3.zip"][0] == 0 and by_zip["Socios3.zip"][2] > 0
+        broken.write_bytes((quirks_landing / RELEASE / "Socios3.zip").read_bytes())
+        fixed = materialize(landing, RELEASE, ["socios"])
+        assert fixed.success
+        assert count_rows(own, "socios") == before
+        files = query(
+            own,
+            """SELECT f.zip_name, f.resumed_rows, f.rows, count(b.id) FROM cnpj_audit.table_load t
+               JOIN cnpj_audit.file_load f ON f.table_load_id = t.id
+               LEFT JOIN cnpj_audit.batch_load b ON b.file_load_id = f.id
+               WHERE t.dagster_run_id = %s AND t.resumed_from IS NOT NULL
+               GROUP BY f.id ORDER BY f.zip_name""",
+            (fixed.run_id,),
+        )
+        by_zip = {name: (resumed, rows, batches) for name, resumed, rows, batches in files}
+        for name in (f"Socios{n}.zip" for n in range(10) if n != 3):
+            resumed, rows, batches = by_zip[name]
+            assert resumed == rows > 0 and batches == 0, f"{name} was read again"
+        assert by_zip["Socios3.zip"][0] == 0 and by_zip["Socios3.zip"][2] > 0
 
 
 def test_the_first_loads_into_a_fresh_database_create_its_parents_side_by_side(

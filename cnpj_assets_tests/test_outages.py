@@ -31,7 +31,7 @@ from cnpj_assets.runs.worker import RunWorker
 from cnpj_assets.specs import TABLES
 from cnpj_assets.synthetic import write_release
 from cnpj_assets_tests.dagster_processes import wait_for
-from cnpj_assets_tests.helpers import add_started_run, count_rows, query
+from cnpj_assets_tests.helpers import add_started_run, count_rows, database_of_its_own, query
 from cnpj_assets_tests.oracle import read_table
 from cnpj_assets_tests.server_control import outage
 
@@ -45,10 +45,19 @@ GIVE_UP_SECONDS = 300  # a load must end by itself within this once its server i
 
 
 @pytest.fixture(scope="module")
+def postgres_server(postgres_server: ServerUrl) -> Iterator[ServerUrl]:
+    """A database of this module's own: it publishes releases, and which release is
+    published is global state that the other modules' drift checks compare with."""
+    with database_of_its_own(postgres_server, "cnpj_outages") as own:
+        yield own
+
+
+@pytest.fixture(scope="module")
 def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("outage_landing")
-    for release, seed in ((LOST, 51), (STOPPED, 52)):
-        write_release(release=release, rows=20_000, out_dir=folder, seed=seed)
+    for release in (LOST, STOPPED):  # the same rows: each is published, and the drift
+        # guard refused the second when its tables were smaller than the first's
+        write_release(release=release, rows=20_000, out_dir=folder, seed=51)
     write_release(release=WAITING, rows=300, out_dir=folder, seed=53)
     return folder
 
@@ -178,7 +187,8 @@ def test_a_lost_server_ends_the_load_in_a_line_and_the_next_load_heals_twice_in_
             said,
             re.MULTILINE,
         ), said[-5000:]
-        assert "cnpj-assets load: PostgreSQL (postgresql://postgres:@/cnpj_test" in said
+        database = postgres_server.url.split("?", 1)[0]  # the URL up to its options
+        assert f"cnpj-assets load: PostgreSQL ({database}" in said
         assert f"was lost while loading {LOST}" in said
         healer = Load.start(LOST, landing, home, tmp_path)
         assert healer.finish(GIVE_UP_SECONDS) == 0, healer.text()[-5000:]

@@ -110,8 +110,8 @@ def no_postgres_database(postgres_server: ServerUrl) -> Iterator[None]:
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("own_landing")
-    # the CLI's release again (fake-release --rows 400, seed 0): the release job publishes
-    # only a release that did not shrink from the one published before (the drift guard)
+    # the rows of CLI_RELEASE (`fake-release --rows 400`, seed 0), which it follows: a
+    # smaller release is refused publication by the drift guard, and its run fails
     write_release(release=UI_RELEASE, rows=400, out_dir=folder, seed=0)
     return folder
 

@@ -68,6 +68,11 @@ def test_a_prefetched_stream_starts_before_it_is_asked_and_hands_over_errors_in_
         stream.close()
 
 
+def prefetch_threads_since(before: set[threading.Thread]) -> list[threading.Thread]:
+    """The read-ahead threads started since `before`: this test's, not another's."""
+    return [t for t in threading.enumerate() if t.name == "prefetch" and t not in before]
+
+
 def test_closing_a_prefetched_stream_stops_its_thread_and_cleans_up_there() -> None:
     cleaned_up_in: list[str] = []
 
@@ -80,11 +85,13 @@ def test_closing_a_prefetched_stream_stops_its_thread_and_cleans_up_there() -> N
         finally:
             cleaned_up_in.append(threading.current_thread().name)
 
+    before = set(threading.enumerate())
     stream = Prefetched(endless())
     assert next(stream) == 1
+    (started,) = prefetch_threads_since(before)
     stream.close()
     assert cleaned_up_in == ["prefetch"]
-    assert not any(t.name == "prefetch" and t.is_alive() for t in threading.enumerate())
+    assert not started.is_alive()
 
 
 def test_the_next_file_is_read_while_the_current_one_is_consumed(
@@ -145,10 +152,11 @@ def test_a_file_that_fails_to_read_fails_as_itself_after_the_file_before_it(
 
 def test_stopping_mid_file_stops_the_reads_started_ahead(tmp_path: Path) -> None:
     members = cnaes_members(tmp_path, [6, 6, 6])
+    before = set(threading.enumerate())
     steps = loader._read_steps(TABLES["cnaes"], iter(members), SETTINGS)
     next(steps)
     next(steps)
+    started = prefetch_threads_since(before)
+    assert started, "no read was started ahead"
     steps.close()
-    assert until(
-        lambda: not any(t.name == "prefetch" and t.is_alive() for t in threading.enumerate())
-    )
+    assert until(lambda: not any(t.is_alive() for t in started))

@@ -66,6 +66,24 @@ def test_every_line_is_loaded_or_rejected_with_its_line(tmp_path: Path) -> None:
     assert member.stats.physical_lines == 12
 
 
+def test_one_empty_field_past_the_last_is_a_trailing_delimiter_and_the_record_loads(
+    tmp_path: Path,
+) -> None:
+    """DuckDB reads `;` or `;""` after the last field as a trailing delimiter: the record
+    loads with its columns (nothing is lost: the extra field is empty). A non-empty
+    extra field is a reject. Written out by hand: the oracle has no such rule."""
+    data = b'"1";"a"\n"2";"b";\n"3";"c";""\n"4";"d";"x"\n"5";"e"\n'
+    _, result, rows, lines = read_all(make_zip(tmp_path / "Cnaes.zip", data), tmp_path / "s")
+    assert [(r["codigo"], r["descricao"]) for r in rows] == [
+        ("1", "a"),
+        ("2", "b"),
+        ("3", "c"),
+        ("5", "e"),
+    ]
+    assert lines == [(1, 1), (2, 2), (3, 3), (5, 5)]
+    assert [(r.line, "TOO MANY COLUMNS" in r.reason) for r in result.rejects] == [(4, True)]
+
+
 @pytest.mark.parametrize(
     ("records", "lines", "blank", "continuation"),
     [

@@ -173,6 +173,26 @@ def test_a_changed_zip_reloads_only_its_table(instance: dg.DagsterInstance, land
     assert not after.run_requests
 
 
+def test_over_many_ticks_each_release_and_each_change_runs_once(
+    instance: dg.DagsterInstance, landing: Path
+) -> None:
+    """Twelve ticks in a row, each with the cursor the last one left (as the daemon runs
+    them): the release once, a changed zip's table once, nothing else."""
+    requests: list[dg.RunRequest] = []
+    cursor = None
+    for number in range(12):
+        if number == 6:
+            touch(landing / RELEASE / "Socios2.zip", seconds_later=60)
+        result = landing_tick(instance, landing, cursor)
+        requests += result.run_requests
+        cursor = result.cursor or cursor
+    assert [(r.partition_key, r.asset_selection) for r in requests] == [
+        (RELEASE, None),
+        (RELEASE, [dg.AssetKey(["cnpj", "socios"])]),
+    ]
+    assert len({r.run_key for r in requests}) == 2
+
+
 def test_run_keys_depend_on_the_files_only(instance: dg.DagsterInstance, landing: Path) -> None:
     mark_success(landing)
     first = landing_tick(instance, landing).run_requests[0].run_key

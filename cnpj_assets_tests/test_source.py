@@ -304,9 +304,10 @@ def test_a_zip_copied_in_by_hand_is_fetched_again_only_if_the_share_has_a_newer_
     assert not outcome.skipped and outcome.fetched_bytes == copied.stat().st_size
 
 
-def test_gives_up_after_bounded_retries(tmp_path: Path) -> None:
-    unreachable = RemoteFile("Cnaes.zip", "http://127.0.0.1:9/Cnaes.zip", 10, None)
-    client = ShareClient("http://127.0.0.1:9/", SHARE_TOKEN, None, timeout=2)
+def test_gives_up_after_bounded_retries(tmp_path: Path, refused_port: int) -> None:
+    share = f"http://127.0.0.1:{refused_port}/"
+    unreachable = RemoteFile("Cnaes.zip", f"{share}Cnaes.zip", 10, None)
+    client = ShareClient(share, SHARE_TOKEN, None, timeout=2)
     with pytest.raises(DownloadError, match="Cnaes.zip: gave up after 3 attempts"):
         download_release(client, [unreachable], tmp_path, FAST, lambda _: None)
 

@@ -40,7 +40,7 @@ from cnpj_assets_tests.dagster_processes import (
     stop_group,
     wait_for,
 )
-from cnpj_assets_tests.helpers import count_rows
+from cnpj_assets_tests.helpers import count_rows, database_of_its_own
 from cnpj_assets_tests.webdav_server import FakeShare
 
 LOADED = "2032-01"  # loaded by `cnpj-assets load`, then re-executed from the UI
@@ -88,6 +88,14 @@ CHILD_RUNS = """query($parent: String!) { runsOrError(filter: {tags: [{key: "dag
 def sensor_states(webserver: Webserver) -> dict[str, dict]:
     data = webserver.graphql(SENSORS, repo=webserver.repository())
     return {s["name"]: s for s in data["sensorsOrError"]["results"]}
+
+
+@pytest.fixture(scope="module")
+def postgres_server(postgres_server: ServerUrl) -> Iterator[ServerUrl]:
+    """A database of this module's own: it publishes releases, and which release is
+    published is global state that the other modules' drift checks compare with."""
+    with database_of_its_own(postgres_server, "cnpj_ui_e2e") as own:
+        yield own
 
 
 @pytest.fixture(scope="module")
@@ -174,8 +182,10 @@ def test_the_readmes_dagster_cli_examples_switch_sensors_and_backfill_releases(
 ) -> None:
     webserver, workspace = dev_ui.webserver, "-w $DAGSTER_HOME/workspace.yaml"
     dev_ui.shell(f"dagster sensor start {LANDING_SENSOR_NAME} {workspace}")
-    assert sensor_states(webserver)[LANDING_SENSOR_NAME]["sensorState"]["status"] == "RUNNING"
-    dev_ui.shell(f"dagster sensor stop {LANDING_SENSOR_NAME} {workspace}")
+    try:
+        assert sensor_states(webserver)[LANDING_SENSOR_NAME]["sensorState"]["status"] == "RUNNING"
+    finally:  # the other tests start their loads themselves, whatever runs before them
+        dev_ui.shell(f"dagster sensor stop {LANDING_SENSOR_NAME} {workspace}")
     assert sensor_states(webserver)[LANDING_SENSOR_NAME]["sensorState"]["status"] == "STOPPED"
     for release in BACKFILLED:
         write_release(release=release, rows=500, out_dir=dev_ui.landing, seed=21)
@@ -205,11 +215,11 @@ def test_the_share_sensor_switched_on_downloads_and_loads_a_new_month(
     )
     assert started["startSensor"]["sensorState"]["status"] == "RUNNING"
     try:
-        run = wait_for(
+        (run,) = wait_for(
             f"the share sensor to launch a run for {PUBLISHED}",
             lambda: webserver.runs_of(PUBLISHED),
             RUN_SECONDS,
-        )[0]
+        )
         assert run["jobName"] == "download_and_load_release"
         webserver.wait_for_success(run["runId"])
     finally:

@@ -68,6 +68,13 @@ def estimate(
     return SpaceEstimate(int(size * factor), size, factor, measured)
 
 
+# a plain role may not read data_directory: asked anyway, the server logs an ERROR
+_DATA_DIRECTORY_IF_ALLOWED = """
+    SELECT CASE WHEN (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+                  OR pg_has_role(current_user, 'pg_read_all_settings', 'MEMBER')
+           THEN current_setting('data_directory') END"""
+
+
 def free_bytes(connection: psycopg.Connection, budget_gb: float | None) -> tuple[int, str] | None:
     """Free bytes for the database and where they were measured; None if unknowable.
 
@@ -75,11 +82,8 @@ def free_bytes(connection: psycopg.Connection, budget_gb: float | None) -> tuple
     less what the database takes when one is set; the smaller of the two when both.
     """
     limits = []
-    # pg_settings leaves out what the role may not read, where SHOW would log an ERROR
-    row = connection.execute(
-        "SELECT setting FROM pg_settings WHERE name = 'data_directory'"
-    ).fetchone()
-    if row is not None and Path(row[0]).is_dir():
+    row = connection.execute(_DATA_DIRECTORY_IF_ALLOWED).fetchone()
+    if row is not None and row[0] is not None and Path(row[0]).is_dir():
         limits.append((shutil.disk_usage(row[0]).free, f"the disk of {row[0]}"))
     if budget_gb is not None:
         used_row = connection.execute("SELECT pg_database_size(current_database())").fetchone()
