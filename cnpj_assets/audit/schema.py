@@ -198,7 +198,16 @@ def ensure_audit_schema(connection: psycopg.Connection) -> None:
 
 
 def _current_marker(connection: psycopg.Connection) -> str | None:
+    """The comment of `cnpj_audit.table_load`, read from the catalogs with this statement's
+    snapshot. `to_regclass` looks the name up in the backend's cache, which may still hold
+    "no such table" after another step created it (no lock taken, no invalidation read):
+    a step that waited for the DDL's lock then ran the DDL again beside steps using the
+    tables, and deadlocked with them."""
     row = connection.execute(
-        "SELECT obj_description(to_regclass('cnpj_audit.table_load'), 'pg_class')"
+        "SELECT d.description FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN pg_description d ON d.objoid = c.oid "
+        "AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0 "
+        "WHERE n.nspname = 'cnpj_audit' AND c.relname = 'table_load'"
     ).fetchone()
     return row[0] if row else None
