@@ -35,6 +35,10 @@ from cnpj_assets.runs.lost_server import (
 )
 from cnpj_assets.snapshot import expected_zip_names
 
+PUBLICATION_SQL = (
+    "SELECT outcome, reason FROM cnpj_audit.publication WHERE dagster_run_id = %s "
+    "ORDER BY id DESC LIMIT 1"
+)
 SUMMARY_SQL = """
 SELECT table_name, status, rows, rejects, duplicate_keys, seconds, target_table
 FROM cnpj_audit.table_load WHERE dagster_run_id = %s ORDER BY id
@@ -165,15 +169,23 @@ def add_partitions(releases: list[str]) -> int:
     return 0
 
 
-def print_summary(server: ServerUrl, run_id: str) -> None:
-    """The run's tables from the audit; a word instead when the audit cannot be read."""
+def _read_audit(server: ServerUrl, statement: str, params: tuple, what: str) -> list[tuple] | None:
+    """The audit's rows for a run's closing lines; None when there is no audit yet (the
+    failures printed after say why) or the server cannot be read (said in a line)."""
     try:
         with psycopg.connect(server.url) as connection:
-            rows = connection.execute(SUMMARY_SQL, (run_id,)).fetchall()
+            return connection.execute(statement, params).fetchall()
     except psycopg.errors.UndefinedTable:
-        return  # no table was loaded yet: the failures below say why
+        return None
     except psycopg.OperationalError as error:
-        print(f"(no summary: PostgreSQL cannot be read: {reason_of(error)})")
+        print(f"(no {what}: PostgreSQL cannot be read: {reason_of(error)})")
+        return None
+
+
+def print_summary(server: ServerUrl, run_id: str) -> None:
+    """The run's tables from the audit; a word instead when the audit cannot be read."""
+    rows = _read_audit(server, SUMMARY_SQL, (run_id,), "summary")
+    if rows is None:
         return
     header = (
         f"{'table':<16} {'status':<10} {'rows':>12} {'rejects':>8} {'dup keys':>8} "
@@ -190,21 +202,13 @@ def print_summary(server: ServerUrl, run_id: str) -> None:
 
 def print_publication(server: ServerUrl, run_id: str, release: str) -> None:
     """What the run's publication step decided, in one line."""
-    try:
-        with psycopg.connect(server.url) as connection:
-            row = connection.execute(
-                "SELECT outcome, reason FROM cnpj_audit.publication WHERE dagster_run_id = %s "
-                "ORDER BY id DESC LIMIT 1",
-                (run_id,),
-            ).fetchone()
-    except (psycopg.errors.UndefinedTable, psycopg.OperationalError):
-        row = None
-    if row is None:
+    rows = _read_audit(server, PUBLICATION_SQL, (run_id,), "publication")
+    if not rows:
         print(f"\n{release} was not considered for publication (the run stopped before)")
-    elif row[0] == "published":
-        print(f"\n{release} published: cnpj_current shows it ({row[1]})")
+    elif rows[0][0] == "published":
+        print(f"\n{release} published: cnpj_current shows it ({rows[0][1]})")
     else:
-        print(f"\n{release} {row[0]}: {row[1]}")
+        print(f"\n{release} {rows[0][0]}: {rows[0][1]}")
 
 
 def print_failures(result: dg.ExecutionResult) -> None:
