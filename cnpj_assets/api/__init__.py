@@ -1,0 +1,1 @@
+"""The HTTP API (`cnpj-assets serve`): routes, errors and metrics over read/, no SQL of its own."""

@@ -1,0 +1,1 @@
+"""Whole tables out of PostgreSQL: Parquet and CSV writers, the manifest, destinations."""
