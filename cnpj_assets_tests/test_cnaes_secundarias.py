@@ -84,6 +84,7 @@ class Story:
     first_accounting: dg.AssetCheckResult
     first_audit: list[tuple]
     first_indexes: list[str]
+    first_completo: dict[str, list]
     shown_first: list[tuple]
     shown_second: list[tuple]
     current_rows: int
@@ -118,6 +119,11 @@ def story(server: ServerUrl, landing: Path) -> Story:
         "SELECT indexdef FROM pg_indexes WHERE schemaname = 'cnpj' AND tablename = %s",
         ("cnaes_secundarias_2025_04",),
     )
+    completo = query(
+        server,
+        "SELECT cnpj, cnaes_secundarias FROM cnpj_current.cnpj_completo WHERE cnpj = ANY(%s)",
+        (["".join(record[:3]) for _, record in quirky_records(landing)],),
+    )
     shown = "SELECT DISTINCT release FROM cnpj_current.cnaes_secundarias"
     first = (codes_of(server, FIRST), lineage, accounting, audit, [i for (i,) in indexes])
     shown_first = query(server, shown)
@@ -138,7 +144,9 @@ def story(server: ServerUrl, landing: Path) -> Story:
         "WHERE table_name = 'cnaes_secundarias' AND release = %s",
         (FIRST,),
     )
-    return Story(*first, shown_first, shown_second, current, second, children, dropped)
+    return Story(
+        *first, dict(completo), shown_first, shown_second, current, second, children, dropped
+    )
 
 
 def quirky_records(landing: Path) -> list[tuple[int, list[str]]]:
@@ -225,3 +233,25 @@ def test_the_view_switches_with_the_publication_and_retention_drops_the_child(
     assert story.current_rows == story.second_rows > 0
     assert story.children_after_retention == [("cnaes_secundarias_2025_05",)]
     assert story.first_dropped_in_audit == [(True,)]
+
+
+def test_cnpj_completo_lists_them_in_order_with_their_descriptions(
+    story: Story, landing: Path
+) -> None:
+    cnaes = {
+        record[0]: record[1]
+        for oracle in read_table(landing, FIRST, "cnaes").values()
+        for _, record in oracle.good
+    }
+    expected = {}
+    for _, record in quirky_records(landing):
+        pieces = [piece.strip(" ") for piece in record[SECONDARY].split(",")]
+        expected["".join(record[:3])] = [
+            {"codigo": code, "descricao": cnaes.get(code)}
+            for code in dict.fromkeys(p for p in pieces if p)
+        ]
+    assert story.first_completo == expected
+    records = [record for _, record in quirky_records(landing)]
+    assert expected["".join(records[0][:3])] == []
+    assert [item["descricao"] for item in expected["".join(records[5][:3])]] == [None, None]
+    assert any(item["descricao"] for items in expected.values() for item in items)
