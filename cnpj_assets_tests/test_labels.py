@@ -8,6 +8,7 @@ first records of each table's first file.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -200,3 +201,24 @@ def test_the_warn_check_counts_the_unknown_codes(
         assert result.metadata[f"{column}_unknown_rows"].value == rows
         assert UNKNOWN[column] in result.metadata["unknown_codes"].value[column]
     assert result.metadata["unknown_label_rows"].value == sum(expected.values())
+
+
+def doc_statements() -> list[str]:
+    """The SQL examples of docs/reading.md, one statement each."""
+    page = (Path(__file__).parents[1] / "docs" / "reading.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```sql\n(.*?)```", page, flags=re.S)
+    return [s for block in blocks for s in block.split(";") if s.strip()]
+
+
+def test_the_documented_queries_answer(published, server: ServerUrl) -> None:
+    """Every example of docs/reading.md runs and finds rows, with a code and a company of
+    the release in place of the page's."""
+    ((code, basico),) = query(
+        server,
+        "SELECT cnae, cnpj_basico FROM cnpj_current.cnaes_secundarias ORDER BY cnae LIMIT 1",
+    )
+    statements = doc_statements()
+    assert len(statements) == 8
+    for statement in statements:
+        concrete = statement.replace("6201501", code).replace("12345678", basico)
+        assert query(server, concrete), statement
