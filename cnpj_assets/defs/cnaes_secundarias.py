@@ -54,7 +54,8 @@ def build_cnaes_secundarias(
     with audited_build(
         database_url, CNAES_SECUNDARIAS.name, release, run.asset_key, run.dagster_run_id
     ) as (data, node):
-        if latest_completed_load(data, ESTABELECIMENTOS.name, release) is None:
+        establishments = latest_completed_load(data, ESTABELECIMENTOS.name, release)
+        if establishments is None:
             raise LookupError(
                 f"cnaes_secundarias {release}: estabelecimentos has no completed load for "
                 "this release; load it first"
@@ -62,7 +63,7 @@ def build_cnaes_secundarias(
         ensure_parent(data)
         child = tables.create_loading_child(data, CNAES_SECUNDARIAS, release, node.id)
         try:
-            node.rows = fill(data, child)
+            node.rows = fill(database_url, child, establishments.id)
             tables.build_indexes(data, child)
             target = tables.swap_in(data, child, policy, say)
         except BaseException:

@@ -2,7 +2,7 @@
 
 The Receita ships them as one comma-separated text column (`6201501,6202300`), which
 makes "every establishment with activity X" a string split over 60 M rows. Here each
-code is a row, partitioned by release like a table, filled by one INSERT ... SELECT
+code is a row, partitioned by release like a table, filled by INSERT ... SELECT
 from the release's attached establishments and swapped in with the helpers of
 postgres.tables, so a rebuild replaces the release's rows exactly.
 
@@ -15,9 +15,12 @@ source repeats) keep their rows, as the establishments table does.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import psycopg
 from psycopg import sql
 
+from cnpj_assets.load.resume import load_chain
 from cnpj_assets.postgres import tables
 from cnpj_assets.postgres.access import ensure_schema
 from cnpj_assets.specs import ESTABELECIMENTOS, derived_table
@@ -45,13 +48,23 @@ CREATE TABLE IF NOT EXISTS {table} (
 
 
 def codes_of(column: sql.Composable) -> sql.Composed:
-    """A subquery of the column's distinct codes (`cnae`, COLLATE "C") with the position of
-    each one's first occurrence (`position`): the rule of the module docstring, once."""
+    """A subquery of the column's distinct codes (`cnae`, COLLATE "C") with each one's
+    position in the column (`position`): the rule of the module docstring, once.
+
+    Written without a per-row aggregate so that PostgreSQL flattens it into the scan: the
+    spaces around commas go first (only in a value that has a space), then a code is
+    kept where `array_position` finds it first. A GROUP BY per establishment took 1.5x
+    as long (1 M rows of random lists: 5.6-7.4 s against 3.6-4.7 s, a loaded machine).
+    """
+    trimmed = sql.SQL(
+        "string_to_array(CASE WHEN strpos({c}, ' ') > 0 "
+        "THEN btrim(regexp_replace({c}, ' *, *', ',', 'g'), ' ') ELSE {c} END, ',')"
+    ).format(c=column)
     return sql.SQL(
-        '(SELECT btrim(u.piece) COLLATE "C" AS cnae, min(u.n) AS position '
-        "FROM unnest(string_to_array({column}, ',')) WITH ORDINALITY AS u(piece, n) "
-        "WHERE btrim(u.piece) <> '' GROUP BY 1)"
-    ).format(column=column)
+        '(SELECT u.piece COLLATE "C" AS cnae, u.n AS position '
+        "FROM (SELECT {trimmed} AS pieces) AS a, unnest(a.pieces) WITH ORDINALITY AS u(piece, n) "
+        "WHERE u.piece <> '' AND array_position(a.pieces, u.piece) = u.n)"
+    ).format(trimmed=trimmed)
 
 
 def ensure_parent(connection: psycopg.Connection) -> None:
@@ -74,20 +87,53 @@ def ensure_parent(connection: psycopg.Connection) -> None:
         )
 
 
-def fill(connection: psycopg.Connection, child: tables.LoadingChild) -> int:
-    """Insert the release's codes from its attached establishments; return the rows."""
-    cursor = connection.execute(
-        sql.SQL(
-            "INSERT INTO {child} (release, cnpj_basico, cnpj_ordem, cnpj_dv, cnae, _subbatch_id) "
-            "SELECT e.release, e.cnpj_basico, e.cnpj_ordem, e.cnpj_dv, c.cnae, e._subbatch_id "
-            "FROM {establishments} e CROSS JOIN LATERAL {codes} c "
-            "WHERE e.release = %s AND e.{column} IS NOT NULL"
-        ).format(
-            child=child.identifier,
-            establishments=tables.qualified(ESTABELECIMENTOS.name),
-            codes=codes_of(sql.Identifier("e", SOURCE_COLUMN)),
-            column=sql.Identifier(SOURCE_COLUMN),
-        ),
-        (child.release,),
-    )
-    return cursor.rowcount
+_SUBBATCHES = """
+SELECT min(s.id), max(s.id) FROM cnpj_audit.subbatch_load s
+JOIN cnpj_audit.batch_load b ON b.id = s.batch_load_id
+JOIN cnpj_audit.file_load f ON f.id = b.file_load_id
+WHERE f.table_load_id = ANY(%s)
+"""
+
+
+def fill(database_url: str, child: tables.LoadingChild, establishments_load: int) -> int:
+    """Insert the release's codes from its attached establishments; return the rows.
+
+    An INSERT ... SELECT runs on one core, and this one sits between the last table and
+    the publication; so the establishments' sub-batches (from the audit of their load
+    and the loads it resumed) are split in two ranges, each inserted on a connection of
+    its own.
+    """
+    with psycopg.connect(database_url) as connection:
+        chain = load_chain(connection, establishments_load)
+        low, high = connection.execute(_SUBBATCHES, (chain,)).fetchone() or (None, None)
+    if low is None or high is None:
+        return 0
+    middle = (low + high) // 2
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cnaes_secundarias") as pool:
+        done = [
+            pool.submit(_insert, database_url, child, first, last)
+            for first, last in ((low, middle), (middle + 1, high))
+        ]
+        return sum(future.result() for future in done)
+
+
+def _insert(database_url: str, child: tables.LoadingChild, first: int, last: int) -> int:
+    """Insert the codes of the establishments written by sub-batches first..last."""
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        cursor = connection.execute(
+            sql.SQL(
+                "INSERT INTO {child} (release, cnpj_basico, cnpj_ordem, cnpj_dv, cnae, "
+                "_subbatch_id) "
+                "SELECT e.release, e.cnpj_basico, e.cnpj_ordem, e.cnpj_dv, c.cnae, e._subbatch_id "
+                "FROM {establishments} e CROSS JOIN LATERAL {codes} c "
+                "WHERE e.release = %s AND e.{column} IS NOT NULL "
+                "AND e._subbatch_id BETWEEN %s AND %s"
+            ).format(
+                child=child.identifier,
+                establishments=tables.qualified(ESTABELECIMENTOS.name),
+                codes=codes_of(sql.Identifier("e", SOURCE_COLUMN)),
+                column=sql.Identifier(SOURCE_COLUMN),
+            ),
+            (child.release, first, last),
+        )
+        return cursor.rowcount
