@@ -7,7 +7,8 @@ does: ~3 M rows in all for 1 M), then, in each round, runs two jobs through the 
 `cnpj-assets load` (the declared job on the project's Dagster instance and PostgreSQL,
 with its executor, in this process):
 - tables only: the ten table assets, no checks, no cnpj_completo (the reference);
-- the whole job: `load_release`, tables, every check and cnpj_completo.
+- the whole job: `load_release`, tables, every check, cnaes_secundarias, changes and
+  cnpj_completo.
 Each starts as a first load (the release's tables are dropped before it, untimed, and
 a CHECKPOINT runs), and is measured for its wall time, the share of the cores busy
 (/proc/stat: this process and PostgreSQL together), the CPU of this process and of
@@ -53,6 +54,7 @@ from cnpj_assets.defs.completo import COMPLETO  # noqa: E402
 from cnpj_assets.defs.executor import threaded_executor  # noqa: E402
 from cnpj_assets.instance import get_instance  # noqa: E402
 from cnpj_assets.postgres.server import ServerUrl, server_url  # noqa: E402
+from cnpj_assets.read.cnaes_secundarias import CNAES_SECUNDARIAS  # noqa: E402
 from cnpj_assets.releases.changes import CHANGES  # noqa: E402
 from cnpj_assets.specs import TABLES  # noqa: E402
 from cnpj_assets.synthetic import write_release  # noqa: E402
@@ -136,7 +138,7 @@ def phases(instance: dg.DagsterInstance, run_id: str) -> dict[str, Phase]:
 
 def drop_release(server: ServerUrl, release: str = RELEASE) -> None:
     """Drop every table of the release, so the next job is a first load (untimed)."""
-    for spec in [*TABLES.values(), COMPLETO, CHANGES]:
+    for spec in [*TABLES.values(), CNAES_SECUNDARIAS, COMPLETO, CHANGES]:
         drop_release_tables(server, spec, release)
 
 

@@ -6,6 +6,7 @@ import dagster as dg
 from cnpj_assets.defs.assets import TABLE_ASSETS, load_release_job
 from cnpj_assets.defs.changes import changes
 from cnpj_assets.defs.checks import TABLE_CHECKS
+from cnpj_assets.defs.cnaes_secundarias import cnaes_secundarias
 from cnpj_assets.defs.completo import cnpj_completo
 from cnpj_assets.defs.publication import cnpj_current
 from cnpj_assets.defs.resources import build_resources
@@ -20,7 +21,14 @@ from cnpj_assets.source import (
 )
 
 defs = dg.Definitions(
-    assets=[*TABLE_ASSETS, cnpj_completo, cnpj_current, changes, release_files],
+    assets=[
+        *TABLE_ASSETS,
+        cnaes_secundarias,
+        cnpj_completo,
+        cnpj_current,
+        changes,
+        release_files,
+    ],
     asset_checks=TABLE_CHECKS,
     jobs=[load_release_job, download_job, download_and_load_job, purge_run_log_lines_job],
     sensors=[landing_sensor, share_sensor],

@@ -17,6 +17,7 @@ from dagster._core.utils import make_new_run_id
 from psycopg import sql
 
 from cnpj_assets.defs.assets import RELEASES, TABLE_ASSETS
+from cnpj_assets.defs.publication import cnpj_current
 from cnpj_assets.defs.resources import build_resources
 from cnpj_assets.instance import get_instance
 from cnpj_assets.postgres.server import ServerUrl, ensure_database
@@ -64,6 +65,18 @@ def add_started_run(instance: dg.DagsterInstance, worker: RunWorker) -> str:
         )
     )
     return run_id
+
+
+def publish(landing: Path, release: str, **config: object) -> dg.ExecuteInProcessResult:
+    """The publication asset alone, as a user runs it from the launchpad."""
+    return dg.materialize(
+        [cnpj_current],
+        instance=dg.DagsterInstance.get(),
+        partition_key=release,
+        resources=build_resources(str(landing)),
+        run_config={"ops": {"cnpj__cnpj_current": {"config": config}}},
+        raise_on_error=False,
+    )
 
 
 def query(server: ServerUrl, statement: str, params: tuple = ()) -> list[tuple]:

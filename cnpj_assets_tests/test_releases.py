@@ -22,8 +22,6 @@ from psycopg import sql
 
 from cnpj_assets.cli import main
 from cnpj_assets.defs.assets import RELEASES
-from cnpj_assets.defs.publication import cnpj_current
-from cnpj_assets.defs.resources import build_resources
 from cnpj_assets.landing import discover_release
 from cnpj_assets.load.loader import LoadSettings, TableLoader
 from cnpj_assets.postgres.brief_locks import LockDeadlineError
@@ -31,7 +29,7 @@ from cnpj_assets.postgres.server import ServerUrl
 from cnpj_assets.releases.space import InsufficientSpaceError
 from cnpj_assets.specs import TABLES
 from cnpj_assets.synthetic import write_release
-from cnpj_assets_tests.helpers import database_of_its_own, rewrite_member
+from cnpj_assets_tests.helpers import database_of_its_own, publish, rewrite_member
 
 FIRST, SECOND, SHRUNK = "2025-01", "2025-02", "2025-03"
 PROBE_EVERY = 0.2
@@ -104,18 +102,6 @@ def test_a_partial_or_empty_release_is_refused_in_one_line_before_anything_runs(
     assert (
         "5 of 37 zips, missing"
         in cli(capsys, "load", "--release", "2024-05", "--landing", str(tmp_path))[2]
-    )
-
-
-def publish(landing: Path, release: str, **config: object) -> dg.ExecuteInProcessResult:
-    """The publication asset alone, as a user runs it from the launchpad."""
-    return dg.materialize(
-        [cnpj_current],
-        instance=dg.DagsterInstance.get(),
-        partition_key=release,
-        resources=build_resources(str(landing)),
-        run_config={"ops": {"cnpj__cnpj_current": {"config": config}}},
-        raise_on_error=False,
     )
 
 

@@ -46,8 +46,11 @@ from cnpj_assets.quality.rules import (
     REJECT_RATIO,
     ROW_ACCOUNTING,
     ROW_COUNT_DRIFT,
+    UNKNOWN_LABELS,
     check_names,
+    label_columns,
 )
+from cnpj_assets.read.labels import label_set_for
 from cnpj_assets.specs import TABLES, TableSpec
 
 IN_LOAD, ANTI_JOIN, DEEP = "in-load counts", "one anti-join", "deep (PostgreSQL scanned)"
@@ -254,12 +257,7 @@ class _Evaluation:
         description = (
             "every code is in its lookup"
             if not total
-            else "orphans: "
-            + ", ".join(
-                f"{column} {o.rows} row(s), {_codes(o)} code(s) missing from {o.references}"
-                for column, o in found.items()
-                if o.rows
-            )
+            else "orphans: " + _failing_codes(found, " missing from {references}")
         )
         metadata = self._metadata(
             " + ".join(m for m in (IN_LOAD, ANTI_JOIN, DEEP) if m in modes),
@@ -279,6 +277,46 @@ class _Evaluation:
         return _result(
             self.spec,
             REFERENTIAL_INTEGRITY,
+            not total,
+            dg.AssetCheckSeverity.WARN,
+            description,
+            metadata,
+        )
+
+    def unknown_labels(self) -> dg.AssetCheckResult:
+        """Codes of a labelled column that read/labels.py does not know: shown with a NULL
+        label; a new code in a release is news, so WARN, never an error."""
+        found: dict[str, deep.Orphans] = {}
+        modes: set[str] = set()
+        for column in label_columns(self.spec):
+            domain = label_set_for(self.spec.name, column)
+            assert domain is not None
+            counted = (
+                self.counted.orphans(column, domain.domain, UNKNOWN_LABELS)
+                if self.counted
+                else None
+            )
+            modes.add(IN_LOAD if counted else DEEP)
+            found[column] = counted or deep.unknown_labels(
+                self.connection, self.spec, column, self.release
+            )
+        total = sum(o.rows for o in found.values())
+        description = (
+            "every code has its label"
+            if not total
+            else "codes without a label: " + _failing_codes(found, "")
+        )
+        metadata = self._metadata(
+            " + ".join(m for m in (IN_LOAD, DEEP) if m in modes),
+            unknown_label_rows=dg.MetadataValue.int(total),
+        )
+        metadata |= {f"{c}_unknown_rows": dg.MetadataValue.int(o.rows) for c, o in found.items()}
+        metadata["unknown_codes"] = dg.MetadataValue.json(
+            {c: o.sample for c, o in found.items() if o.rows}
+        )
+        return _result(
+            self.spec,
+            UNKNOWN_LABELS,
             not total,
             dg.AssetCheckSeverity.WARN,
             description,
@@ -365,6 +403,16 @@ def _codes(orphans: deep.Orphans) -> str:
     return str(orphans.codes) if orphans.codes is not None else f"at least {len(orphans.sample)}"
 
 
+def _failing_codes(found: dict[str, deep.Orphans], where: str) -> str:
+    """Each column with failing rows: its rows and codes, then `where` (formatted with the
+    Orphans' fields)."""
+    return ", ".join(
+        f"{column} {o.rows} row(s), {_codes(o)} code(s){where.format(**o._asdict())}"
+        for column, o in found.items()
+        if o.rows
+    )
+
+
 def _in_load(mode: CheckMode, load: CompletedLoad, run_id: str | None) -> bool:
     if mode is CheckMode.AUTO:
         return run_id is not None and load.dagster_run_id == run_id
@@ -396,6 +444,7 @@ def evaluate(
         KEY_UNIQUENESS: evaluation.key_uniqueness,
         REFERENTIAL_INTEGRITY: evaluation.referential_integrity,
         CNPJ_CHECK_DIGITS: evaluation.cnpj_check_digits,
+        UNKNOWN_LABELS: evaluation.unknown_labels,
     }
     return [runners[name]() for name in check_names(spec) if name in names]
 
@@ -407,6 +456,7 @@ _DESCRIPTIONS = {
     REJECT_RATIO: "Rejected records over all records, above max_reject_ratio (ERROR).",
     ROW_COUNT_DRIFT: "Rows against the last published release's, within bounds (ERROR).",
     CNPJ_CHECK_DIGITS: "Share of full CNPJs with wrong check digits, alphanumeric rule (WARN).",
+    UNKNOWN_LABELS: "Codes the layout's labels do not know, shown with a NULL label (WARN).",
 }
 
 

@@ -35,6 +35,9 @@ from cnpj_assets.defs.assets import GROUP, RELEASES
 from cnpj_assets.defs.resources import PostgresResource
 from cnpj_assets.load.loader import RunInfo
 from cnpj_assets.postgres import tables
+from cnpj_assets.read.cnaes_secundarias import SOURCE_COLUMN, codes_of
+from cnpj_assets.read.label_table import ensure_labels, label_join
+from cnpj_assets.read.labels import label_set_for
 from cnpj_assets.specs import (
     EMPRESAS,
     ESTABELECIMENTOS,
@@ -111,6 +114,21 @@ def _spec_part(spec: TableSpec, alias: str, skip: Iterable[str] = ()) -> _Part:
                 code=column.kind is ColumnKind.CODE,
             )
         )
+        label_set = label_set_for(spec.name, column.name)
+        if label_set is not None:
+            label_alias = f"{alias}_{column.name}_label"
+            joins.append(label_join(label_set, label_alias, alias, value))
+            columns.append(
+                CompletoColumn(
+                    f"{column.name}_descricao",
+                    "text",
+                    sql.Identifier(label_alias, "descricao"),
+                    ((spec.name, column.name),),
+                    f"label of {column.name} in the layout (cnpj.labels, {label_set.domain})",
+                )
+            )
+        if column.name == SOURCE_COLUMN and spec is ESTABELECIMENTOS:
+            columns.append(_secondary_activities(alias))
         lookup = TABLES.get(column.references or "")
         if lookup is None or not lookup.is_lookup:
             continue
@@ -126,6 +144,33 @@ def _spec_part(spec: TableSpec, alias: str, skip: Iterable[str] = ()) -> _Part:
             )
         )
     return _Part(columns, joins)
+
+
+def _secondary_activities(alias: str) -> CompletoColumn:
+    """The secondary codes as a jsonb array of {codigo, descricao}, in the order of the
+    source column, by the rule of cnpj.cnaes_secundarias (read/cnaes_secundarias.py);
+    each description from the row's release's cnaes lookup, NULL for an unknown code."""
+    cnaes = TABLES["cnaes"]
+    expression = sql.SQL(
+        "coalesce((SELECT jsonb_agg(jsonb_build_object('codigo', c.cnae, 'descricao', "
+        "(SELECT l.descricao FROM {cnaes} l WHERE l.release = {release} AND l.codigo = c.cnae "
+        "ORDER BY l._subbatch_id LIMIT 1)) ORDER BY c.position) FROM {codes} c), '[]'::jsonb)"
+    ).format(
+        cnaes=tables.qualified(cnaes.name),
+        release=sql.Identifier(alias, "release"),
+        codes=codes_of(sql.Identifier(alias, SOURCE_COLUMN)),
+    )
+    return CompletoColumn(
+        "cnaes_secundarias",
+        "jsonb",
+        expression,
+        (
+            (ESTABELECIMENTOS.name, SOURCE_COLUMN),
+            (cnaes.name, "codigo"),
+            (cnaes.name, "descricao"),
+        ),
+        "the secondary activities, [{codigo, descricao}] in the source's order ([] if none)",
+    )
 
 
 def _one_per_company(spec: TableSpec, alias: str) -> sql.Composed:
@@ -203,6 +248,7 @@ def _build_columns() -> tuple[list[CompletoColumn], list[sql.Composable]]:
         _partners_join(partners),
         *establishment.joins,
         *company.joins,
+        *simples.joins,
     ]
     return columns, joins
 
@@ -234,6 +280,7 @@ def ensure_view(connection: psycopg.Connection) -> None:
     both may create the schema. The table of earlier versions of the project, a partitioned
     copy built per release, is dropped: the view replaces it.
     """
+    ensure_labels(connection)
     definition = view_statement().as_string(connection)
     digest = hashlib.sha256(definition.encode()).hexdigest()
     comment = f"{COMPLETO.description} Definition sha256 {digest}."
@@ -246,12 +293,33 @@ def ensure_view(connection: psycopg.Connection) -> None:
         ).fetchone() or (None, None)
         if kind == "v" and current == comment:
             return
+        dependents = _dependent_views(connection) if kind == "v" else []
         if kind in ("p", "r"):
             connection.execute(sql.SQL("DROP TABLE {} CASCADE").format(VIEW))
         elif kind == "v":
-            connection.execute(sql.SQL("DROP VIEW {}").format(VIEW))
+            connection.execute(sql.SQL("DROP VIEW {} CASCADE").format(VIEW))
         connection.execute(sql.SQL("CREATE VIEW {} AS {}").format(VIEW, view_statement()))
         connection.execute(sql.SQL("COMMENT ON VIEW {} IS {}").format(VIEW, sql.Literal(comment)))
+        for schema, name, select in dependents:
+            connection.execute(
+                sql.SQL("CREATE VIEW {} AS {}").format(
+                    sql.Identifier(schema, name), sql.SQL(select)
+                )
+            )
+
+
+def _dependent_views(connection: psycopg.Connection) -> list[tuple[str, str, str]]:
+    """The views over the view (cnpj_current.cnpj_completo), with their definitions: dropped
+    with it and made again as they were (their expanded column list), until the next
+    publication points them at the new columns."""
+    return connection.execute(
+        "SELECT DISTINCT n.nspname, c.relname, pg_get_viewdef(c.oid) FROM pg_depend d "
+        "JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class c ON c.oid = r.ev_class "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = %s::regclass "
+        "AND c.oid <> d.refobjid",
+        (f"{tables.SCHEMA}.{COMPLETO.name}",),
+    ).fetchall()
 
 
 def copy_name(release: str) -> str:

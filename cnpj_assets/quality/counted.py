@@ -14,13 +14,14 @@ from typing import Any, NamedTuple
 
 import psycopg
 
-from cnpj_assets.quality.deep import CheckDigits, Orphans
+from cnpj_assets.quality.deep import CheckDigits, Orphans, SecondaryCodes
 from cnpj_assets.quality.duplicate_keys import DuplicateKeys
 from cnpj_assets.quality.rules import (
     CNPJ_CHECK_DIGITS,
     KEY_UNIQUENESS,
     REFERENTIAL_INTEGRITY,
     SAMPLE_SIZE,
+    SECONDARY_CODES,
 )
 
 _COUNTS = """
@@ -87,8 +88,12 @@ class CountedLoad:
                 )
         return [found[value] for value in sorted(found)[:SAMPLE_SIZE]]
 
-    def orphans(self, column: str, references: str) -> Orphans | None:
-        counts = self._per_file(REFERENTIAL_INTEGRITY, column)
+    def orphans(
+        self, column: str, references: str, check: str = REFERENTIAL_INTEGRITY
+    ) -> Orphans | None:
+        """Codes missing from `references` (a lookup, or a label domain with `check`
+        UNKNOWN_LABELS), over every file."""
+        counts = self._per_file(check, column)
         if counts is None:
             return None
         values = {item["value"] for count in counts for item in count.sample}
@@ -108,6 +113,16 @@ class CountedLoad:
             sum(count.checked for count in counts),
             sum(count.failed for count in counts),
             [s.value for s in self.sampled(CNPJ_CHECK_DIGITS, column)],
+        )
+
+    def secondary_codes(self, column: str) -> SecondaryCodes | None:
+        counts = self._per_file(SECONDARY_CODES, column)
+        if counts is None:
+            return None
+        return SecondaryCodes(
+            sum(count.checked for count in counts),
+            sum(count.failed for count in counts),
+            [s.value for s in self.sampled(SECONDARY_CODES, column)],
         )
 
     def duplicate_keys(self, column: str) -> DuplicateKeys | None:

@@ -20,7 +20,9 @@ from cnpj_assets.load.resume import load_chain
 from cnpj_assets.postgres.tables import LINEAGE_COLUMN, qualified
 from cnpj_assets.quality.duplicate_keys import DuplicateKeys, count_duplicate_keys
 from cnpj_assets.quality.rules import SAMPLE_SIZE
-from cnpj_assets.specs import TABLES, FullCnpj, TableSpec
+from cnpj_assets.read.cnaes_secundarias import SOURCE_COLUMN, codes_of
+from cnpj_assets.read.labels import label_set_for
+from cnpj_assets.specs import ESTABELECIMENTOS, TABLES, FullCnpj, TableSpec
 
 
 class Orphans(NamedTuple):
@@ -38,6 +40,14 @@ class CheckDigits(NamedTuple):
     cnpjs: int
     invalid: int
     sample: list[str]  # the smallest invalid CNPJs
+
+
+class SecondaryCodes(NamedTuple):
+    """The secondary CNAE codes the establishments list: the rows cnaes_secundarias holds."""
+
+    codes: int  # distinct codes per establishment, summed over the establishments
+    malformed: int  # of them, codes that are not 7 digits (kept as written)
+    sample: list[str]  # the smallest malformed codes
 
 
 class FileRows(NamedTuple):
@@ -88,6 +98,43 @@ def orphans(connection: psycopg.Connection, spec: TableSpec, column: str, releas
         statement, {"release": release, "limit": SAMPLE_SIZE}
     ).fetchone() or (0, 0, None)
     return Orphans(referenced.name, int(rows), int(codes), list(sample or []))
+
+
+def unknown_labels(
+    connection: psycopg.Connection, spec: TableSpec, column: str, release: str
+) -> Orphans:
+    """Rows of a labelled code column whose code the layout's labels lack (read/labels.py);
+    NULL and empty codes are no code given."""
+    label_set = label_set_for(spec.name, column)
+    assert label_set is not None, f"{spec.name}.{column} has no labels"
+    statement = sql.SQL(
+        "SELECT count(*), count(DISTINCT d.{column}), "
+        "(array_agg(DISTINCT d.{column} ORDER BY d.{column}))[1:%(limit)s] "
+        "FROM {table} d WHERE d.release = %(release)s AND d.{column} <> '' "
+        "AND d.{column} <> ALL(%(codes)s)"
+    ).format(column=sql.Identifier(column), table=qualified(spec.name))
+    codes = [code for code, _ in label_set.labels]
+    rows, distinct, sample = connection.execute(
+        statement, {"release": release, "limit": SAMPLE_SIZE, "codes": codes}
+    ).fetchone() or (0, 0, None)
+    return Orphans(label_set.domain, int(rows), int(distinct), list(sample or []))
+
+
+def secondary_codes(connection: psycopg.Connection, release: str) -> SecondaryCodes:
+    """The release's establishments' secondary codes, split by the table's rule in SQL."""
+    statement = sql.SQL(
+        "SELECT count(*), count(*) FILTER (WHERE c.cnae !~ '^[0-9]{{7}}$'), "
+        "(array_agg(DISTINCT c.cnae ORDER BY c.cnae) "
+        "FILTER (WHERE c.cnae !~ '^[0-9]{{7}}$'))[1:%(limit)s] "
+        "FROM {establishments} e CROSS JOIN LATERAL {codes} c WHERE e.release = %(release)s"
+    ).format(
+        establishments=qualified(ESTABELECIMENTOS.name),
+        codes=codes_of(sql.Identifier("e", SOURCE_COLUMN)),
+    )
+    codes, malformed, sample = connection.execute(
+        statement, {"release": release, "limit": SAMPLE_SIZE}
+    ).fetchone() or (0, 0, None)
+    return SecondaryCodes(int(codes), int(malformed), list(sample or []))
 
 
 def _mod11_digit(total: sql.Composable) -> sql.Composed:

@@ -1,4 +1,4 @@
-"""What a table load checks its rows against: the codes of its release's lookup tables."""
+"""What a table load checks its rows against: its release's lookup codes, the labels'."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from psycopg import sql
 
 from cnpj_assets.audit.queries import latest_completed_load
 from cnpj_assets.postgres.tables import qualified
+from cnpj_assets.quality.rules import label_columns
 from cnpj_assets.quality.tally import TallyPlan
-from cnpj_assets.specs import TABLES, TableSpec
+from cnpj_assets.read.cnaes_secundarias import SOURCE_COLUMN
+from cnpj_assets.read.labels import label_set_for
+from cnpj_assets.specs import ESTABELECIMENTOS, TABLES, TableSpec
 
 
 def tally_plan(connection: psycopg.Connection, spec: TableSpec, release: str) -> TallyPlan | None:
@@ -33,6 +36,12 @@ def tally_plan(connection: psycopg.Connection, spec: TableSpec, release: str) ->
         ).fetchall()
         if rows:  # a lookup whose table was dropped since is as good as not loaded
             codes[column.name] = pa.array(["", *(code for (code,) in rows)], pa.string())
-    if not codes and spec.full_cnpj is None:
+    labels = {
+        column: pa.array([code for code, _ in label_set.labels], pa.string())
+        for column in label_columns(spec)
+        if (label_set := label_set_for(spec.name, column)) is not None
+    }
+    secondary = SOURCE_COLUMN if spec is ESTABELECIMENTOS else None
+    if not codes and not labels and spec.full_cnpj is None:
         return None
-    return TallyPlan(spec, codes)
+    return TallyPlan(spec, codes, labels, secondary)

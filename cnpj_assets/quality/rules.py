@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cnpj_assets.read.labels import label_set_for
 from cnpj_assets.specs import TableSpec
 
 ROW_ACCOUNTING = "row_accounting"
@@ -10,6 +11,8 @@ REFERENTIAL_INTEGRITY = "referential_integrity"
 REJECT_RATIO = "reject_ratio"
 CNPJ_CHECK_DIGITS = "cnpj_check_digits"
 ROW_COUNT_DRIFT = "row_count_drift"
+UNKNOWN_LABELS = "unknown_labels"
+SECONDARY_CODES = "secondary_codes"  # the secondary CNAE codes counted during the read
 SAMPLE_SIZE = 10  # offending values a check shows
 
 
@@ -22,7 +25,14 @@ def check_names(spec: TableSpec) -> list[str]:
         names.append(REFERENTIAL_INTEGRITY)
     if spec.full_cnpj is not None:
         names.append(CNPJ_CHECK_DIGITS)
+    if label_columns(spec):
+        names.append(UNKNOWN_LABELS)
     return names
+
+
+def label_columns(spec: TableSpec) -> tuple[str, ...]:
+    """The table's code columns that the layout labels (read/labels.py)."""
+    return tuple(c for c in spec.column_names if label_set_for(spec.name, c) is not None)
 
 
 BLOCKING = (ROW_ACCOUNTING, REJECT_RATIO, ROW_COUNT_DRIFT)

@@ -1,10 +1,12 @@
 """Counts for the quality checks, taken from each batch while the reader holds it.
 
 The reader is the only part of a load that sees every row, so what a check needs per
-row is counted there, in the reader's thread: codes missing from their lookup table and
-CNPJs with wrong check digits. The checks then read these counts from the audit
-instead of scanning the loaded table again (on 1 M companies the check digits alone
-took 14 s in SQL; here they cost ~0.1 s per million CNPJs).
+row is counted there, in the reader's thread: codes missing from their lookup table,
+codes the layout's labels do not know, CNPJs with wrong check digits, and the secondary
+activities each establishment lists (the rows `cnpj.cnaes_secundarias` must then hold).
+The checks then read these counts from the audit instead of scanning the loaded table
+again (on 1 M companies the check digits alone took 14 s in SQL;
+here they cost ~0.1 s per million CNPJs).
 
 Counts are per file. Each keeps the failing values with their number of rows and the
 first row holding them, up to a cap: orphan codes are few and all kept, so the check
@@ -23,7 +25,13 @@ import pyarrow.compute as pc
 
 from cnpj_assets.audit import CheckCountRow
 from cnpj_assets.quality.cnpj_digits import valid_cnpjs
-from cnpj_assets.quality.rules import CNPJ_CHECK_DIGITS, REFERENTIAL_INTEGRITY, SAMPLE_SIZE
+from cnpj_assets.quality.rules import (
+    CNPJ_CHECK_DIGITS,
+    REFERENTIAL_INTEGRITY,
+    SAMPLE_SIZE,
+    SECONDARY_CODES,
+    UNKNOWN_LABELS,
+)
 from cnpj_assets.specs import FullCnpj, TableSpec
 
 ORPHAN_VALUES_KEPT = 1000  # distinct orphan codes kept per column and file
@@ -107,10 +115,13 @@ def _cnpjs(source: FullCnpj, batch: pa.Table) -> tuple[pa.Array, np.ndarray]:
 
 @dataclass(frozen=True)
 class TallyPlan:
-    """What to count for one table load: its lookups' codes and where its CNPJs are."""
+    """What to count for one table load: its lookups' codes and labels' codes, where its
+    CNPJs are, and which column lists secondary activities."""
 
     spec: TableSpec
     codes: dict[str, pa.Array]  # code column -> the codes its lookup has in this release
+    labels: dict[str, pa.Array] = field(default_factory=dict)  # code column -> labelled codes
+    secondary: str | None = None  # the comma-separated column of secondary CNAE codes
 
     def new_file(self) -> FileTally:
         return FileTally(self)
@@ -125,6 +136,10 @@ class FileTally:
             CheckCount(REFERENTIAL_INTEGRITY, column, FailedValues(ORPHAN_VALUES_KEPT))
             for column in plan.codes
         ]
+        self.counts += [
+            CheckCount(UNKNOWN_LABELS, column, FailedValues(ORPHAN_VALUES_KEPT))
+            for column in plan.labels
+        ]
         if plan.spec.full_cnpj is not None:
             self.counts.append(
                 CheckCount(
@@ -133,23 +148,32 @@ class FileTally:
                     FailedValues(SAMPLE_SIZE),
                 )
             )
+        if plan.secondary is not None:
+            self.counts.append(
+                CheckCount(SECONDARY_CODES, plan.secondary, FailedValues(SAMPLE_SIZE))
+            )
 
     def observe(self, batch: pa.Table, first_row: int) -> None:
         """Count one batch whose first row is the file's `first_row`-th good row."""
         for count in self.counts:
             if count.check == REFERENTIAL_INTEGRITY:
-                self._orphans(count, batch, first_row)
+                self._unknown(count, batch, first_row, self.plan.codes[count.column])
+            elif count.check == UNKNOWN_LABELS:
+                self._unknown(count, batch, first_row, self.plan.labels[count.column])
+            elif count.check == SECONDARY_CODES:
+                _secondary_codes(count, batch, first_row)
             else:
                 self._check_digits(count, batch, first_row)
 
-    def _orphans(self, count: CheckCount, batch: pa.Table, first_row: int) -> None:
-        """Codes given but missing from the lookup (NULL or empty means no code was given).
+    def _unknown(self, count: CheckCount, batch: pa.Table, first_row: int, codes: pa.Array) -> None:
+        """Codes given but not among `codes` (NULL or empty means no code was given): a
+        lookup's orphans, or codes the layout gives no label.
 
-        Counted first: a batch without orphans, the usual one, costs a hash lookup per
-        row and nothing more.
+        Counted first: a batch without unknown codes, the usual one, costs a hash lookup
+        per row and nothing more.
         """
         column = batch.column(count.column)
-        known = pc.is_in(column, value_set=self.plan.codes[count.column])
+        known = pc.is_in(column, value_set=codes)
         given = len(column) - column.null_count
         if given == (pc.sum(known).as_py() or 0):
             count.checked += given
@@ -168,6 +192,31 @@ class FileTally:
             return
         failing = pc.filter(cnpjs, pa.array(invalid))
         count.add(len(cnpjs), failing, positions[invalid] + first_row)
+
+
+def _secondary_codes(count: CheckCount, batch: pa.Table, first_row: int) -> None:
+    """The distinct codes each row lists (the rows cnaes_secundarias gets), and those not
+    of 7 digits, by the rule of read/cnaes_secundarias.py: split on commas, trim
+    spaces, drop empty pieces, one row per distinct code of an establishment.
+
+    Arrow hashes the (row, code) pairs of the whole batch at once: no Python per row.
+    """
+    lists = _flat(pc.split_pattern(batch.column(count.column), ","))
+    pieces = pc.utf8_trim(pc.list_flatten(lists), " ")
+    given = pc.not_equal(pieces, "")
+    pairs = (
+        pa.table(
+            {
+                "row": pc.filter(pc.list_parent_indices(lists), given),
+                "code": pc.filter(pieces, given),
+            }
+        )
+        .group_by(["row", "code"])
+        .aggregate([])
+    )
+    malformed = pc.invert(pc.match_substring_regex(pairs.column("code"), "^[0-9]{7}$"))
+    rows = pc.filter(pairs.column("row"), malformed).to_numpy()
+    count.add(pairs.num_rows, _flat(pc.filter(pairs.column("code"), malformed)), rows + first_row)
 
 
 def _flat(values: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -25,10 +25,11 @@ from cnpj_assets.defs import completo
 from cnpj_assets.postgres import tables
 from cnpj_assets.postgres.access import ensure_schema
 from cnpj_assets.postgres.brief_locks import LockPolicy, with_brief_locks
+from cnpj_assets.read.cnaes_secundarias import CNAES_SECUNDARIAS
 from cnpj_assets.specs import TABLES
 
 CURRENT_SCHEMA = "cnpj_current"
-VIEWS = (*TABLES, completo.COMPLETO.name)
+VIEWS = (*TABLES, CNAES_SECUNDARIAS.name, completo.COMPLETO.name)
 PUBLISHED, KEPT, REFUSED = "published", "kept", "refused"
 
 

@@ -2,11 +2,11 @@
 
 A release takes 40-60 GB with its indexes; loading every month fills a disk within a
 year. After each publication the releases beyond `keep_releases` are dropped, oldest
-first: every table's child of that release, its changes (what changed since the
-release before it) and its cnpj_completo copy, if one was made. Never the published
-release, never one being loaded (its load lock is held). The audit rows stay, marked
-`dropped_at` with the bytes freed, so the lineage of what was once loaded stays
-answerable.
+first: every table's child of that release, its secondary activities as rows, its
+changes (what changed since the release before it) and its cnpj_completo copy, if one
+was made. Never the published release, never one being loaded (its load lock is
+held). The audit rows stay, marked `dropped_at` with the bytes freed, so the lineage of
+what was once loaded stays answerable.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from psycopg import sql
 from cnpj_assets.defs.completo import COMPLETO, copy_name
 from cnpj_assets.postgres import load_lock, tables
 from cnpj_assets.postgres.brief_locks import LockPolicy, with_brief_locks
+from cnpj_assets.read.cnaes_secundarias import CNAES_SECUNDARIAS
 from cnpj_assets.releases.changes import CHANGES
 from cnpj_assets.specs import TABLES, TableSpec
 
@@ -118,7 +119,7 @@ def retain(
         if _is_loading(connection, release):
             say(f"retention: {release} is being loaded; kept for now")
             continue
-        partitioned = [*TABLES.values(), CHANGES]
+        partitioned = [*TABLES.values(), CNAES_SECUNDARIAS, CHANGES]
         freed = sum(_drop_table_of_release(connection, s, release, policy) for s in partitioned)
         copy = copy_name(release)
         copy_bytes = _relation_bytes(connection, copy)
