@@ -16,7 +16,11 @@ import psycopg
 from cnpj_assets import lineage
 from cnpj_assets.audit.schema import AUDIT_SCHEMA
 from cnpj_assets.declared_runs import execute_declared_job
-from cnpj_assets.definitions import release_download_job, release_job
+from cnpj_assets.definitions import (
+    release_after_publication_job,
+    release_download_job,
+    release_job,
+)
 from cnpj_assets.defs.assets import RELEASES
 from cnpj_assets.instance import get_instance, instance_environment
 from cnpj_assets.landing import default_landing_dir, validate_release_name
@@ -80,11 +84,7 @@ def execute_release_job(
 def run_release_job(
     job: Callable[[], dg.JobDefinition], release: str, landing: Path, command: str
 ) -> tuple[ServerUrl, dg.ExecutionResult]:
-    """Check the role's rights, heal runs that died, add the partition and run the job.
-
-    A server lost during the run ends it with one line (a ServerLost naming `command`,
-    which resumes), not a traceback.
-    """
+    """Check the role's rights, heal runs that died, add the partition and run the job."""
     validate_release_name(release)
     server = server_url()
     check_access(server.url, DATA_SCHEMAS)
@@ -93,9 +93,22 @@ def run_release_job(
     print(f"Dagster instance: {os.environ['DAGSTER_HOME']}", flush=True)
     heal_dead_runs(instance)
     instance.add_dynamic_partitions(RELEASES.name, [release])
+    return server, run_on(server, instance, job, release, landing, command)
+
+
+def run_on(
+    server: ServerUrl,
+    instance: dg.DagsterInstance,
+    job: Callable[[], dg.JobDefinition],
+    release: str,
+    landing: Path,
+    command: str,
+) -> dg.ExecutionResult:
+    """Run the job on the release. A server lost during the run ends it with one line (a
+    ServerLost naming `command`, which resumes), not a traceback."""
     with collapsed_storage_retries():
         try:
-            return server, execute_release_job(instance, release, landing, job)
+            return execute_release_job(instance, release, landing, job)
         except Exception as error:
             if not lost_server(error):
                 raise
@@ -127,6 +140,27 @@ def load_release(release: str, landing: Path) -> int:
         print_failures(result)
         print(f"load of {release} FAILED; see the run {result.run_id} in `cnpj-assets ui`")
         return 1
+    return build_after_publication(server, release, landing)
+
+
+def build_after_publication(server: ServerUrl, release: str, landing: Path) -> int:
+    """Run `after_publication` on the loaded release: what speeds up reading it, built
+    while readers already see it."""
+    print(
+        f"\nbuilding cnaes_secundarias for {release} (readers of cnpj_current are not kept "
+        "waiting: its view splits the establishments' column until then)",
+        flush=True,
+    )
+    instance = get_instance(server)
+    result = run_on(server, instance, release_after_publication_job, release, landing, "load")
+    if not result.success:
+        print_failures(result)
+        print(
+            f"after_publication of {release} FAILED (cnpj_current.cnaes_secundarias keeps "
+            f"splitting the column); see the run {result.run_id} in `cnpj-assets ui`"
+        )
+        return 1
+    print(f"{release}: cnaes_secundarias built")
     return 0
 
 

@@ -3,6 +3,7 @@ resources."""
 
 import dagster as dg
 
+from cnpj_assets.defs.after_publication import after_publication_job, after_publication_sensor
 from cnpj_assets.defs.assets import TABLE_ASSETS, load_release_job
 from cnpj_assets.defs.changes import changes
 from cnpj_assets.defs.checks import TABLE_CHECKS
@@ -30,8 +31,14 @@ defs = dg.Definitions(
         release_files,
     ],
     asset_checks=TABLE_CHECKS,
-    jobs=[load_release_job, download_job, download_and_load_job, purge_run_log_lines_job],
-    sensors=[landing_sensor, share_sensor],
+    jobs=[
+        load_release_job,
+        after_publication_job,
+        download_job,
+        download_and_load_job,
+        purge_run_log_lines_job,
+    ],
+    sensors=[landing_sensor, share_sensor, after_publication_sensor],
     schedules=[purge_run_log_lines_schedule],
     resources={**build_resources(), "receita": build_source_resource()},
 )
@@ -40,6 +47,11 @@ defs = dg.Definitions(
 def release_job() -> dg.JobDefinition:
     """The declared `load_release` job, reconstructable: what the CLI's loads execute."""
     return defs.resolve_job_def(load_release_job.name)
+
+
+def release_after_publication_job() -> dg.JobDefinition:
+    """The declared `after_publication` job, reconstructable: run by the CLI after a load."""
+    return defs.resolve_job_def(after_publication_job.name)
 
 
 def release_download_job() -> dg.JobDefinition:

@@ -1,15 +1,16 @@
 """`cnpj/cnaes_secundarias`: the secondary activities as rows, and their accounting check.
 
-Built right after the establishments (`read.cnaes_secundarias`): one INSERT ... SELECT
-from the release's attached establishments into a fresh child, indexed and swapped in
-like a table's, audited as a table_load of its own.
+Built after the publication (`defs.after_publication`: the establishments' codes only
+speed reading up, so publication never waits for them): one INSERT ... SELECT from the
+release's attached establishments into a fresh child, indexed and swapped in like a
+table's, audited as a table_load of its own. Until then the cnpj_current view splits
+the establishments' column itself, by the same rule.
 
-Its check, `row_accounting`, is ERROR-level and gates the publication: the rows must
-equal the distinct codes the establishments list, as the load counted them while
-reading the files (or, deep, as SQL splits them again). The table is derived by this
-pipeline from rows already loaded, so a mismatch is never a property of the source but
-a broken build, and a reader asking "every establishment with activity X" would get a
-wrong answer without any sign; that is what ERROR checks stop from being published.
+The build verifies its rows before swapping them in: they must equal the distinct codes
+the establishments list, as the load counted them while reading the files (or, deep, as
+SQL splits them again). A mismatch is never a property of the source but a broken
+build, so the child is dropped and the run fails; readers keep the view's split, which
+is right by construction. The `row_accounting` check (ERROR) reports the same count.
 """
 
 import time
@@ -23,6 +24,7 @@ import psycopg
 from cnpj_assets.audit.derived import audited_build
 from cnpj_assets.audit.queries import latest_completed_load
 from cnpj_assets.defs import plotted
+from cnpj_assets.defs.after_publication import AFTER_PUBLICATION_GROUP, PUBLICATION_KEY
 from cnpj_assets.defs.assets import GROUP, RELEASES
 from cnpj_assets.defs.resources import LoadSettingsResource, PostgresResource
 from cnpj_assets.load.loader import RunInfo
@@ -30,6 +32,7 @@ from cnpj_assets.postgres import tables
 from cnpj_assets.postgres.brief_locks import LockPolicy
 from cnpj_assets.quality import deep
 from cnpj_assets.quality.counted import CountedLoad
+from cnpj_assets.quality.deep import SecondaryCodes
 from cnpj_assets.quality.rules import ROW_ACCOUNTING
 from cnpj_assets.read.cnaes_secundarias import (
     CNAES_SECUNDARIAS,
@@ -64,6 +67,13 @@ def build_cnaes_secundarias(
         child = tables.create_loading_child(data, CNAES_SECUNDARIAS, release, node.id)
         try:
             node.rows = fill(database_url, child, establishments.id)
+            _, codes = source_codes(data, release, establishments.id)
+            if node.rows != codes.codes:
+                raise AccountingMismatch(
+                    f"cnaes_secundarias {release}: built {node.rows} rows against the "
+                    f"{codes.codes} distinct codes of estabelecimentos.{SOURCE_COLUMN}; not "
+                    "swapped in (cnpj_current.cnaes_secundarias keeps splitting the column)"
+                )
             tables.build_indexes(data, child)
             target = tables.swap_in(data, child, policy, say)
         except BaseException:
@@ -78,6 +88,22 @@ def build_cnaes_secundarias(
     }
 
 
+class AccountingMismatch(RuntimeError):
+    """A build whose rows are not the codes of its source: never swapped in."""
+
+
+def source_codes(
+    connection: psycopg.Connection, release: str, establishments_load: int
+) -> tuple[str, SecondaryCodes]:
+    """The distinct codes the establishments list, and how they were counted: by their
+    load while reading the files, or, for a load from before that count existed, by
+    splitting the attached establishments again in SQL."""
+    counted = CountedLoad(connection, establishments_load).secondary_codes(SOURCE_COLUMN)
+    if counted is not None:
+        return "in-load counts", counted
+    return "deep (PostgreSQL scanned)", deep.secondary_codes(connection, release)
+
+
 def row_accounting(connection: psycopg.Connection, release: str) -> dg.AssetCheckResult:
     """The table's rows against the distinct codes of the establishments' source column.
 
@@ -90,12 +116,7 @@ def row_accounting(connection: psycopg.Connection, release: str) -> dg.AssetChec
     if build is None or source is None:
         missing = "cnaes_secundarias" if build is None else "estabelecimentos"
         return _result(False, f"no completed load of {missing} for release {release}", {})
-    counted = CountedLoad(connection, source.id).secondary_codes(SOURCE_COLUMN)
-    mode, codes = (
-        ("in-load counts", counted)
-        if counted is not None
-        else ("deep (PostgreSQL scanned)", deep.secondary_codes(connection, release))
-    )
+    mode, codes = source_codes(connection, release, source.id)
     passed = build.rows == codes.codes
     description = (
         f"{build.rows} rows = the {codes.codes} distinct codes of estabelecimentos.{SOURCE_COLUMN}"
@@ -141,9 +162,9 @@ with warnings.catch_warnings():
 @dg.asset(
     name=CNAES_SECUNDARIAS.name,
     key_prefix=[GROUP],
-    group_name=GROUP,
+    group_name=AFTER_PUBLICATION_GROUP,
     partitions_def=RELEASES,
-    deps=[dg.AssetKey([GROUP, ESTABELECIMENTOS.name])],
+    deps=[dg.AssetKey([GROUP, ESTABELECIMENTOS.name]), PUBLICATION_KEY],
     description=CNAES_SECUNDARIAS.description,
     kinds={"postgres"},
     check_specs=[_CHECK],

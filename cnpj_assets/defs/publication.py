@@ -15,11 +15,9 @@ import psycopg
 from cnpj_assets.audit.schema import ensure_audit_schema
 from cnpj_assets.defs.assets import GROUP, RELEASES
 from cnpj_assets.defs.checks import CheckMode, QualityConfig, evaluate
-from cnpj_assets.defs.cnaes_secundarias import row_accounting
 from cnpj_assets.defs.completo import COMPLETO
 from cnpj_assets.defs.resources import LoadSettingsResource, PostgresResource
 from cnpj_assets.quality.rules import BLOCKING
-from cnpj_assets.read.cnaes_secundarias import CNAES_SECUNDARIAS
 from cnpj_assets.releases.publication import CURRENT_SCHEMA, PUBLISHED, REFUSED, publish
 from cnpj_assets.releases.retention import retain
 from cnpj_assets.specs import TABLES
@@ -35,8 +33,7 @@ class PublishConfig(QualityConfig):
 def release_failures(
     connection: psycopg.Connection, release: str, config: QualityConfig
 ) -> list[str]:
-    """What keeps the release from publication: tables not loaded, ERROR checks failed
-    (the tables' and the row accounting of cnaes_secundarias)."""
+    """What keeps the release from publication: tables not loaded, ERROR checks failed."""
     gate = QualityConfig(
         max_reject_ratio=config.max_reject_ratio,
         max_shrink=config.max_shrink,
@@ -44,16 +41,12 @@ def release_failures(
         lookup_max_change=config.lookup_max_change,
         mode=CheckMode.IN_LOAD,
     )
-    failures = [
+    return [
         f"{spec.name} {result.check_name}: {result.description}"
         for spec in TABLES.values()
         for result in evaluate(connection, spec, release, BLOCKING, gate)
         if not result.passed
     ]
-    secondary = row_accounting(connection, release)
-    if not secondary.passed:
-        failures.append(f"{CNAES_SECUNDARIAS.name} {secondary.check_name}: {secondary.description}")
-    return failures
 
 
 @dg.asset(
@@ -61,7 +54,7 @@ def release_failures(
     key_prefix=[GROUP],
     group_name=GROUP,
     partitions_def=RELEASES,
-    deps=[dg.AssetKey([GROUP, name]) for name in (*TABLES, CNAES_SECUNDARIAS.name, COMPLETO.name)],
+    deps=[dg.AssetKey([GROUP, name]) for name in (*TABLES, COMPLETO.name)],
     description=(
         f"The published release: the {CURRENT_SCHEMA} views show it. Published only when "
         "every table loaded and every ERROR-level check passed; older releases beyond "

@@ -67,6 +67,43 @@ def codes_of(column: sql.Composable) -> sql.Composed:
     ).format(trimmed=trimmed)
 
 
+def published_rows(release: str) -> sql.Composed:
+    """The rows `cnpj_current.cnaes_secundarias` shows for a release: the built child's,
+    or, until it is built (it is built after the publication), the same rows split from
+    the establishments' column by the same rule.
+
+    The test of the child is one uncorrelated NOT EXISTS: PostgreSQL runs it once, before
+    either scan, and both branches read one snapshot, so a statement sees the split or the
+    child, never a mix, and a built child costs no scan of the establishments.
+    """
+    built = sql.SQL("SELECT 1 FROM {table} WHERE release = {release}").format(
+        table=tables.qualified(CNAES_SECUNDARIAS.name), release=sql.Literal(release)
+    )
+    return sql.SQL(
+        "SELECT release, cnpj_basico, cnpj_ordem, cnpj_dv, cnae, _subbatch_id FROM {table} "
+        "WHERE release = {release} UNION ALL {split}"
+    ).format(
+        table=tables.qualified(CNAES_SECUNDARIAS.name),
+        release=sql.Literal(release),
+        split=split_rows(sql.Literal(release), sql.SQL("NOT EXISTS ({})").format(built)),
+    )
+
+
+def split_rows(release: sql.Composable, condition: sql.Composable) -> sql.Composed:
+    """The table's rows split from the release's establishments that meet `condition`."""
+    return sql.SQL(
+        "SELECT e.release, e.cnpj_basico, e.cnpj_ordem, e.cnpj_dv, c.cnae, e._subbatch_id "
+        "FROM {establishments} e CROSS JOIN LATERAL {codes} c "
+        "WHERE e.release = {release} AND e.{column} IS NOT NULL AND {condition}"
+    ).format(
+        establishments=tables.qualified(ESTABELECIMENTOS.name),
+        codes=codes_of(sql.Identifier("e", SOURCE_COLUMN)),
+        release=release,
+        column=sql.Identifier(SOURCE_COLUMN),
+        condition=condition,
+    )
+
+
 def ensure_parent(connection: psycopg.Connection) -> None:
     """Create the partitioned parent if it is missing; an existing one is left alone."""
     name = f"{tables.SCHEMA}.{CNAES_SECUNDARIAS.name}"
@@ -98,10 +135,9 @@ WHERE f.table_load_id = ANY(%s)
 def fill(database_url: str, child: tables.LoadingChild, establishments_load: int) -> int:
     """Insert the release's codes from its attached establishments; return the rows.
 
-    An INSERT ... SELECT runs on one core, and this one sits between the last table and
-    the publication; so the establishments' sub-batches (from the audit of their load
-    and the loads it resumed) are split in two ranges, each inserted on a connection of
-    its own.
+    An INSERT ... SELECT runs on one core; so the establishments' sub-batches (from the
+    audit of their load and the loads it resumed) are split in two ranges, each inserted
+    on a connection of its own.
     """
     with psycopg.connect(database_url) as connection:
         chain = load_chain(connection, establishments_load)
@@ -123,16 +159,10 @@ def _insert(database_url: str, child: tables.LoadingChild, first: int, last: int
         cursor = connection.execute(
             sql.SQL(
                 "INSERT INTO {child} (release, cnpj_basico, cnpj_ordem, cnpj_dv, cnae, "
-                "_subbatch_id) "
-                "SELECT e.release, e.cnpj_basico, e.cnpj_ordem, e.cnpj_dv, c.cnae, e._subbatch_id "
-                "FROM {establishments} e CROSS JOIN LATERAL {codes} c "
-                "WHERE e.release = %s AND e.{column} IS NOT NULL "
-                "AND e._subbatch_id BETWEEN %s AND %s"
+                "_subbatch_id) {split}"
             ).format(
                 child=child.identifier,
-                establishments=tables.qualified(ESTABELECIMENTOS.name),
-                codes=codes_of(sql.Identifier("e", SOURCE_COLUMN)),
-                column=sql.Identifier(SOURCE_COLUMN),
+                split=split_rows(sql.Placeholder(), sql.SQL("e._subbatch_id BETWEEN %s AND %s")),
             ),
             (child.release, first, last),
         )

@@ -1,8 +1,8 @@
 """Publishing a release: the `cnpj_current` views move to it, all at once, or not at all.
 
 Readers who want "the current CNPJ data" read `cnpj_current.<table>`: one view per table
-(and cnpj_completo) over the newest published release. A release is published only
-whole (every table loaded) and checked (every ERROR-level check passed); a forced
+(and cnpj_completo, cnaes_secundarias) over the newest published release. A release is
+published only whole (every table loaded) and checked (every ERROR-level check passed); a forced
 publication is a deliberate, recorded act. An older release (a backfill) never moves
 the views backwards. Every attempt, published or not, is a row of
 `cnpj_audit.publication`, so "why is 2026-11 not current?" has an answer.
@@ -25,11 +25,11 @@ from cnpj_assets.defs import completo
 from cnpj_assets.postgres import tables
 from cnpj_assets.postgres.access import ensure_schema
 from cnpj_assets.postgres.brief_locks import LockPolicy, with_brief_locks
-from cnpj_assets.read.cnaes_secundarias import CNAES_SECUNDARIAS
+from cnpj_assets.read import cnaes_secundarias
 from cnpj_assets.specs import TABLES
 
 CURRENT_SCHEMA = "cnpj_current"
-VIEWS = (*TABLES, CNAES_SECUNDARIAS.name, completo.COMPLETO.name)
+VIEWS = (*TABLES, cnaes_secundarias.CNAES_SECUNDARIAS.name, completo.COMPLETO.name)
 PUBLISHED, KEPT, REFUSED = "published", "kept", "refused"
 
 
@@ -65,8 +65,12 @@ def _point_views(connection: psycopg.Connection, release: str) -> None:
     ensure_schema(connection, CURRENT_SCHEMA)
     for name in VIEWS:
         view = sql.Identifier(CURRENT_SCHEMA, name)
-        select = sql.SQL("SELECT * FROM {} WHERE release = {}").format(
-            tables.qualified(name), sql.Literal(release)
+        select = (
+            cnaes_secundarias.published_rows(release)
+            if name == cnaes_secundarias.CNAES_SECUNDARIAS.name
+            else sql.SQL("SELECT * FROM {} WHERE release = {}").format(
+                tables.qualified(name), sql.Literal(release)
+            )
         )
         try:
             with connection.transaction():
@@ -114,6 +118,7 @@ def publish(
         _record(connection, outcome, run_id)
         return outcome
     completo.ensure_view(connection)
+    cnaes_secundarias.ensure_parent(connection)
 
     def decide_and_move() -> Publication:
         connection.execute("SELECT pg_advisory_xact_lock(hashtext('cnpj_current'))")
