@@ -8,6 +8,7 @@ from cnpj_assets.defs.changes import changes
 from cnpj_assets.defs.checks import TABLE_CHECKS
 from cnpj_assets.defs.cnaes_secundarias import cnaes_secundarias
 from cnpj_assets.defs.completo import cnpj_completo
+from cnpj_assets.defs.parquet import export_parquet_job, parquet, parquet_sensor
 from cnpj_assets.defs.publication import cnpj_current
 from cnpj_assets.defs.resources import build_resources
 from cnpj_assets.defs.run_log_retention import purge_run_log_lines_job, purge_run_log_lines_schedule
@@ -28,10 +29,17 @@ defs = dg.Definitions(
         cnpj_current,
         changes,
         release_files,
+        parquet,
     ],
     asset_checks=TABLE_CHECKS,
-    jobs=[load_release_job, download_job, download_and_load_job, purge_run_log_lines_job],
-    sensors=[landing_sensor, share_sensor],
+    jobs=[
+        load_release_job,
+        download_job,
+        download_and_load_job,
+        export_parquet_job,
+        purge_run_log_lines_job,
+    ],
+    sensors=[landing_sensor, share_sensor, parquet_sensor],
     schedules=[purge_run_log_lines_schedule],
     resources={**build_resources(), "receita": build_source_resource()},
 )

@@ -23,6 +23,7 @@ from cnpj_assets.audit.queries import CompletedLoad, latest_completed_load
 from cnpj_assets.audit.schema import ensure_audit_schema
 from cnpj_assets.export.csv_files import write_csv
 from cnpj_assets.export.destination import Destination
+from cnpj_assets.export.formats import PARQUET
 from cnpj_assets.export.manifest import ExportedTable, build_manifest, write_manifest
 from cnpj_assets.export.parquet_files import write_parquet
 from cnpj_assets.export.rows import arrow_schema, prepare_session, record_batches
@@ -31,8 +32,6 @@ from cnpj_assets.postgres.tables import LINEAGE_COLUMN, qualified
 from cnpj_assets.releases.publication import KEPT, PUBLISHED
 from cnpj_assets.specs import TABLES
 
-PARQUET, CSV = "parquet", "csv"
-FORMATS = (PARQUET, CSV)
 LINEAGE = "lineage"
 LINEAGE_SORT = ("subbatch_id",)
 
