@@ -16,6 +16,7 @@ totals, with the CPU of this process and of PostgreSQL, and this process's peak 
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import time
 from pathlib import Path
@@ -37,6 +38,7 @@ from cnpj_assets.export.destination import resolve  # noqa: E402
 from cnpj_assets.export.formats import FORMATS, PARQUET  # noqa: E402
 from cnpj_assets.export.manifest import ExportedTable  # noqa: E402
 from cnpj_assets.export.release import export_release, table_query  # noqa: E402
+from cnpj_assets.export.rows import BLOCK_BYTES, CopyOut  # noqa: E402
 from cnpj_assets.postgres.server import cnpj_home, server_url  # noqa: E402
 from cnpj_assets.specs import TABLES  # noqa: E402
 
@@ -45,15 +47,23 @@ LOAD_SECONDS_SQL = "SELECT seconds FROM cnpj_audit.table_load WHERE id = %s"
 
 
 def copy_seconds(url: str, table: str, release: str) -> float:
-    """The same rows read by COPY (csv) and dropped: reading PostgreSQL, nothing else."""
-    statement = psycopg.sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(
-        table_query(table, release)
-    )
+    """The same rows through the same COPY and psql, read and dropped: reading
+    PostgreSQL, nothing else."""
     started = time.perf_counter()
-    with psycopg.connect(url) as connection, connection.cursor().copy(statement) as copy:
-        for _ in copy:
+    with (
+        psycopg.connect(url) as connection,
+        CopyOut(connection, table_query(table, release), header=False) as copy,
+    ):
+        while copy.stream.read(BLOCK_BYTES):
             pass
+        copy.finish()
     return time.perf_counter() - started
+
+
+def cpu_seconds() -> float:
+    """This process's CPU and its ended children's: the psql processes of the COPYs."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return process_cpu_seconds() + children.ru_utime + children.ru_stime
 
 
 def table_line(table: ExportedTable, load_seconds: float | None, reference: float | None) -> str:
@@ -85,7 +95,7 @@ def main() -> None:
     postmaster = postmaster_pid(cnpj_home() / "pgdata")
     print(f"PostgreSQL: {server.redacted()}; export to {args.out}", flush=True)
     reset_peak_rss()
-    cpu, postgres_cpu = process_cpu_seconds(), postgres_cpu_seconds(postmaster)
+    cpu, postgres_cpu = cpu_seconds(), postgres_cpu_seconds(postmaster)
     done = export_release(
         server.url,
         args.release,
@@ -96,7 +106,7 @@ def main() -> None:
         say=lambda line: print(line, flush=True),
     )
     cpu, postgres_cpu = (
-        process_cpu_seconds() - cpu,
+        cpu_seconds() - cpu,
         postgres_cpu_seconds(postmaster) - postgres_cpu,
     )
     peak = peak_rss_mib()
@@ -119,7 +129,7 @@ def main() -> None:
     size = sum(t.bytes for t in done.tables)
     print(
         f"\n{args.release}: {rows:,} rows in {done.seconds:.1f} s ({rows / done.seconds:,.0f} "
-        f"rows/s), {size / MIB:,.1f} MiB of {args.format}; CPU {cpu:.1f} s here and "
+        f"rows/s), {size / MIB:,.1f} MiB of {args.format}; CPU {cpu:.1f} s here (psql's too) and "
         f"{postgres_cpu:.1f} s in PostgreSQL; peak memory {peak:,.0f} MiB; "
         f"export / sum of the loads' seconds = {done.seconds / sum(loads.values()):.2f}"
     )

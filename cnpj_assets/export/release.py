@@ -26,7 +26,7 @@ from cnpj_assets.export.destination import Destination
 from cnpj_assets.export.formats import PARQUET
 from cnpj_assets.export.manifest import ExportedTable, build_manifest, write_manifest
 from cnpj_assets.export.parquet_files import write_parquet
-from cnpj_assets.export.rows import arrow_schema, prepare_session, record_batches
+from cnpj_assets.export.rows import CopyOut, arrow_schema, record_batches
 from cnpj_assets.one_line_error import OneLineError
 from cnpj_assets.postgres.tables import LINEAGE_COLUMN, qualified
 from cnpj_assets.releases.publication import KEPT, PUBLISHED
@@ -107,8 +107,11 @@ def _export(
     folder = destination.table_folder(name, target.release)
     schema = arrow_schema(connection, query)
     if target.file_format == PARQUET:
-        batches = record_batches(connection, query, schema)
-        files = write_parquet(batches, schema, destination, folder, sort)
+        with CopyOut(connection, query, header=False) as copy:
+            files = write_parquet(record_batches(copy, schema), schema, destination, folder, sort)
+            sent = copy.finish()
+        if sent != sum(f.rows for f in files):
+            raise NotExportable(f"{name}: PostgreSQL sent {sent:,} rows, the files hold fewer")
     else:
         files = write_csv(connection, query, destination, folder)
     destination.remove_others(folder, {f"{destination.root}/{f.path}" for f in files})
@@ -161,7 +164,6 @@ def export_release(
     exported: list[ExportedTable] = []
     with psycopg.connect(database_url, autocommit=True) as connection:
         ensure_audit_schema(connection)
-        prepare_session(connection)
         publication = publication_of(connection, release)
         _exportable(publication, release, force)
         for name in tables or TABLES:
