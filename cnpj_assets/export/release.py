@@ -28,7 +28,7 @@ from cnpj_assets.export.manifest import ExportedTable, build_manifest, write_man
 from cnpj_assets.export.parquet_files import write_parquet
 from cnpj_assets.export.rows import CopyOut, arrow_schema, record_batches
 from cnpj_assets.one_line_error import OneLineError
-from cnpj_assets.postgres.tables import LINEAGE_COLUMN, qualified
+from cnpj_assets.postgres.tables import LINEAGE_COLUMN, SCHEMA, child_name
 from cnpj_assets.releases.publication import KEPT, PUBLISHED
 from cnpj_assets.specs import TABLES
 
@@ -63,11 +63,15 @@ def publication_of(connection: psycopg.Connection, release: str) -> dict[str, An
 
 
 def table_query(name: str, release: str) -> sql.Composed:
-    """The release's rows of a table, sorted by its key: its columns and `_subbatch_id`."""
+    """The release's rows of a table, sorted by its key: its columns and `_subbatch_id`.
+
+    Read from the release's attached child: on the partitioned parent the planner
+    offers only the key's index for the order, not a (parallel) sort.
+    """
     spec = TABLES[name]
     return sql.SQL("SELECT {columns} FROM {table} WHERE release = {release} ORDER BY {key}").format(
         columns=sql.SQL(", ").join(map(sql.Identifier, (*spec.column_names, LINEAGE_COLUMN))),
-        table=qualified(name),
+        table=sql.Identifier(SCHEMA, child_name(spec, release)),
         release=sql.Literal(release),
         key=sql.SQL(", ").join(map(sql.Identifier, spec.index_columns)),
     )
