@@ -35,8 +35,8 @@ from cnpj_assets.one_line_error import OneLineError
 BLOCK_BYTES = 8 * 2**20  # CSV bytes per record batch
 SESSION = "-c DateStyle=ISO -c TimeZone=UTC -c work_mem=64MB -c enable_indexscan=off"
 """ISO dates and UTC times, the forms the CSV reader parses; and a sort, not the key's
-index, for ORDER BY: the loaded rows are in file order, not key order, so an index scan
-reads the heap at random (17 M empresas: 8 min 52 s, I/O-bound, on a loaded machine)."""
+index, for ORDER BY: the loaded rows are in file order, not key order, so walking the
+index reads the heap at random, which a table larger than memory turns into disk seeks."""
 _COPIED = re.compile(r"^COPY (\d+)$", re.MULTILINE)
 _TYPES = {
     "text": pa.string(),
