@@ -20,18 +20,24 @@ disk twice a second. Reported, and projected to S = 1.0 with the formula of each
   in all, the largest member's size and the load's memory while it was read;
 - PostgreSQL's size of each table and of its indexes, the database's growth, the zips,
   the scratch folder at its peak and the disk the run needed (a load that would leave
-  less than `--min-free-gib` free is stopped).
+  less than `--min-free-gib` free is stopped);
+- then `cnpj-assets export` of the published release to Parquet (in a temporary folder),
+  in a process of its own as a user runs it after the publication: its time and its
+  share of the load's, its CPU and PostgreSQL's, its peak memory, the files' size in all
+  and per table.
 Run it with a CNPJ_HOME of its own: the release it measures (default 2026-10) is loaded,
 published and then dropped there. It cleans up after itself: the release's tables are
 dropped, the scratch folder is removed, and so is the generated release unless
-`--landing` asked to keep it. The load's output stays in $CNPJ_HOME/bench_full_load.log
-(overwritten by the next run).
+`--landing` asked to keep it, and so are the Parquet files. The load's output stays in
+$CNPJ_HOME/bench_full_load.log, the export's in bench_full_export.log (overwritten by
+the next run).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import resource
 import shutil
@@ -71,6 +77,7 @@ Progress = Callable[[str], None]
 SEED = 1
 PROGRESS_SECONDS = 30
 LOG_NAME = "bench_full_load.log"  # kept in CNPJ_HOME: the output of the last measured load
+EXPORT_LOG_NAME = "bench_full_export.log"  # and of the last measured export
 BATCH_BOUND = "bounded by batch_rows and DuckDB's memory limit, not by rows"
 SERVER_BOUND = "bounded by shared_buffers and maintenance_work_mem, not by rows"
 
@@ -218,6 +225,78 @@ def run_load(
     (run_id,) = set(instance.get_run_ids(filters)) - runs_before
     cpu = usage.ru_utime + usage.ru_stime
     return LoadRun(started, ended, usage.ru_maxrss * 1024, cpu, postgres_cpu, run_id, sampler)
+
+
+@dataclass(frozen=True)
+class ExportRun:
+    """`cnpj-assets export` of the loaded release to Parquet, after the load."""
+
+    seconds: float
+    cpu_seconds: float  # its CPU, user and system, from the kernel when it ended
+    postgres_cpu: float
+    peak_rss: int  # bytes
+    table_bytes: dict[str, int]  # each table's files, from the manifest
+    bytes: int  # every file, the lineage and the manifest included
+
+
+def run_export(release: str, out: Path, postmaster: int, log: Path) -> ExportRun:
+    """Export the release as a user would, in a process of its own: off the load's path,
+    so its time is what a user waits for after the publication."""
+    command = [sys.executable, "-m", "cnpj_assets.cli", "export", "--release", release]
+    command += ["--out", str(out)]
+    with log.open("w") as output:
+        postgres_cpu = postgres_cpu_seconds(postmaster)
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        postgres_cpu = postgres_cpu_seconds(postmaster) - postgres_cpu
+    if os.waitstatus_to_exitcode(status) != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+        raise RuntimeError(f"cnpj-assets export failed:\n{tail}")
+    manifest = json.loads((out / "_manifests" / f"release={release}" / "manifest.json").read_text())
+    tables = {name: entry["bytes"] for name, entry in manifest["tables"].items() if name in TABLES}
+    return ExportRun(
+        seconds,
+        usage.ru_utime + usage.ru_stime,
+        postgres_cpu,
+        usage.ru_maxrss * 1024,
+        tables,
+        folder_bytes(out),
+    )
+
+
+def export_figures(projection: Projection, export: ExportRun, load: LoadRun) -> list[Figure]:
+    """The export's time (and its share of the load's), CPU, memory and each table's size."""
+    figure = projection.figure
+    found = [
+        figure("export to Parquet (cnpj-assets export)", "s", export.seconds, RELEASE_BASIS),
+        figure(
+            "export time / whole load time",
+            "%",
+            100 * export.seconds / (load.ended - load.started),
+            FIXED_BASIS,
+            "both grow with the rows",
+        ),
+        figure(
+            "rows/s, export", "rows/s", projection.loaded / export.seconds, FIXED_BASIS, "a rate"
+        ),
+        figure("CPU: cnpj-assets export", "core-s", export.cpu_seconds, RELEASE_BASIS),
+        figure("CPU: PostgreSQL during the export", "core-s", export.postgres_cpu, RELEASE_BASIS),
+        figure(
+            "peak memory: cnpj-assets export",
+            "bytes",
+            export.peak_rss,
+            FIXED_BASIS,
+            "bounded by the row group size, not by rows",
+        ),
+        figure("Parquet files of the release", "bytes", export.bytes, RELEASE_BASIS),
+    ]
+    found += [
+        figure(f"Parquet size {name}", "bytes", size, table_basis(name))
+        for name, size in export.table_bytes.items()
+    ]
+    return found
 
 
 def database_bytes(server: ServerUrl) -> int:
@@ -404,6 +483,15 @@ def measure(
             )
             audit = Audit.of(server, load.run_id)
             database_growth = database_bytes(server) - database_before
+            progress(
+                f"cnpj-assets export --release {release}: its output goes to {EXPORT_LOG_NAME}"
+            )
+            export = run_export(
+                release,
+                Path(work) / "parquet",
+                postmaster_pid(data_dir),
+                cnpj_home() / EXPORT_LOG_NAME,
+            )
         finally:
             drop_release(server, release)
             shutil.rmtree(cnpj_home() / "scratch", ignore_errors=True)
@@ -413,6 +501,7 @@ def measure(
         *time_figures(projection, instance, load, audit, generated),
         *memory_figures(projection, load, audit),
         *disk_figures(projection, load, audit, zips_bytes, database_growth),
+        *export_figures(projection, export, load),
     ]
     return FullRun(
         scale=scale,

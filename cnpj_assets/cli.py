@@ -11,7 +11,9 @@ from pathlib import Path
 
 import psycopg
 
+from cnpj_assets.export.formats import FORMATS
 from cnpj_assets.landing import ReleaseError, default_landing_dir
+from cnpj_assets.specs import TABLES
 
 
 class DefaultsShown(argparse.HelpFormatter):
@@ -134,6 +136,12 @@ def _lineage(args: argparse.Namespace) -> int:
     return run(args.cnpj, as_json=args.json)
 
 
+def _export(args: argparse.Namespace) -> int:
+    from cnpj_assets.commands import export
+
+    return export(args.release, args.table, args.format, args.out, args.force)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cnpj-assets", description="Load the Receita Federal CNPJ open data into PostgreSQL."
@@ -211,6 +219,18 @@ def build_parser() -> argparse.ArgumentParser:
     lineage.add_argument("cnpj", help="14-character CNPJ or 8-character base, punctuated or not")
     lineage.add_argument("--json", action="store_true", help="print JSON instead of a table")
     lineage.set_defaults(handler=_lineage)
+
+    export = command("export", "write whole tables of a release as Parquet or CSV files")
+    export.add_argument("--release", required=True, help="release name, YYYY-MM")
+    export.add_argument(
+        "--table", action="append", choices=list(TABLES), help="a table (repeat; default all)"
+    )
+    export.add_argument("--format", choices=FORMATS, default=FORMATS[0], help="file format")
+    export.add_argument(
+        "--out", required=True, help="a folder, or a URL pyarrow.fs resolves (s3://bucket/path)"
+    )
+    export.add_argument("--force", action="store_true", help="export a release not published")
+    export.set_defaults(handler=_export)
     return parser
 
 

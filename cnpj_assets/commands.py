@@ -22,6 +22,8 @@ from cnpj_assets.definitions import (
     release_job,
 )
 from cnpj_assets.defs.assets import RELEASES
+from cnpj_assets.export.destination import resolve, shown_url
+from cnpj_assets.export.release import export_release
 from cnpj_assets.instance import get_instance, instance_environment
 from cnpj_assets.landing import default_landing_dir, validate_release_name
 from cnpj_assets.postgres.access import check_access
@@ -290,6 +292,20 @@ def ui(port: int) -> int:
     command = [dg_cli, "dev", "-w", str(home / "workspace.yaml"), "-p", str(port)]
     print(f"Dagster UI on http://127.0.0.1:{port} (instance {home})", flush=True)
     return subprocess.call(command)
+
+
+def export(release: str, tables: list[str] | None, file_format: str, out: str, force: bool) -> int:
+    """Write whole tables of a release (default all, with their lineage) and its manifest."""
+    validate_release_name(release)
+    destination = resolve(out)
+    done = export_release(server_url().url, release, destination, file_format, tables, force=force)
+    rows = sum(t.rows for t in done.tables if t.table_load_id is not None)
+    size = sum(t.bytes for t in done.tables)
+    print(
+        f"{release}: {rows:,} rows in {size:,} bytes of {file_format} in {done.seconds:.1f} s; "
+        f"manifest {shown_url(destination.url).rstrip('/')}/{done.manifest_path}"
+    )
+    return 0
 
 
 def releases(as_json: bool) -> int:

@@ -9,6 +9,7 @@ from cnpj_assets.defs.changes import changes
 from cnpj_assets.defs.checks import TABLE_CHECKS
 from cnpj_assets.defs.cnaes_secundarias import cnaes_secundarias
 from cnpj_assets.defs.completo import cnpj_completo
+from cnpj_assets.defs.parquet import export_parquet_job, parquet, parquet_sensor
 from cnpj_assets.defs.publication import cnpj_current
 from cnpj_assets.defs.resources import build_resources
 from cnpj_assets.defs.run_log_retention import purge_run_log_lines_job, purge_run_log_lines_schedule
@@ -29,6 +30,7 @@ defs = dg.Definitions(
         cnpj_current,
         changes,
         release_files,
+        parquet,
     ],
     asset_checks=TABLE_CHECKS,
     jobs=[
@@ -36,9 +38,10 @@ defs = dg.Definitions(
         after_publication_job,
         download_job,
         download_and_load_job,
+        export_parquet_job,
         purge_run_log_lines_job,
     ],
-    sensors=[landing_sensor, share_sensor, after_publication_sensor],
+    sensors=[landing_sensor, share_sensor, after_publication_sensor, parquet_sensor],
     schedules=[purge_run_log_lines_schedule],
     resources={**build_resources(), "receita": build_source_resource()},
 )

@@ -39,6 +39,7 @@ PER_TABLE = (
     "rows/s {}",
     "PostgreSQL size {}",
     "PostgreSQL indexes {}",
+    "Parquet size {}",
 )
 PHASES = {  # the job's own steps may add more (publication, changes)
     "phase: tables": RELEASE_BASIS,
@@ -69,6 +70,13 @@ FIGURES = {
     "disk the load needed": SUM_BASIS,
     "zips": RELEASE_BASIS,
     "disk a release needs": SUM_BASIS,
+    "export to Parquet (cnpj-assets export)": RELEASE_BASIS,
+    "export time / whole load time": FIXED_BASIS,
+    "rows/s, export": FIXED_BASIS,
+    "CPU: cnpj-assets export": RELEASE_BASIS,
+    "CPU: PostgreSQL during the export": RELEASE_BASIS,
+    "peak memory: cnpj-assets export": FIXED_BASIS,
+    "Parquet files of the release": RELEASE_BASIS,
 }
 
 
@@ -150,6 +158,7 @@ def test_projections_follow_the_basis_each_figure_names(
             "key and indexes {}",
             "PostgreSQL size {}",
             "PostgreSQL indexes {}",
+            "Parquet size {}",
         ):
             assert run.figure(form.format(table)).basis == f"{table} rows"
     for figure in run.figures:
