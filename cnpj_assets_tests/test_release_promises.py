@@ -11,7 +11,10 @@ tried and the test that caught each.
 
 from __future__ import annotations
 
+import re
+import shutil
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -20,17 +23,21 @@ from psycopg import sql
 from cnpj_assets.audit.schema import ensure_audit_schema
 from cnpj_assets.defs.checks import CheckMode, QualityConfig, evaluate
 from cnpj_assets.defs.publication import release_failures
+from cnpj_assets.landing import ReleaseError
 from cnpj_assets.postgres import load_lock, tables
 from cnpj_assets.postgres.brief_locks import LockPolicy
 from cnpj_assets.postgres.server import ServerUrl
 from cnpj_assets.quality.rules import ROW_COUNT_DRIFT
 from cnpj_assets.read.cnaes_secundarias import CNAES_SECUNDARIAS
 from cnpj_assets.releases.changes import COMPARISONS, previous_release
+from cnpj_assets.releases.precheck import checked_release
 from cnpj_assets.releases.retention import loaded_releases, retain
 from cnpj_assets.specs import TABLES
-from cnpj_assets_tests.helpers import database_of_its_own
+from cnpj_assets.synthetic import write_release
+from cnpj_assets_tests.helpers import database_of_its_own, make_zip
 
 ROWS = 1000
+PRECHECKED = "2025-06"
 IN_LOAD = QualityConfig(mode=CheckMode.IN_LOAD)
 
 
@@ -273,3 +280,30 @@ def test_the_changes_compare_with_the_newest_older_release_whose_facts_are_all_t
     assert previous_release(audit, "2025-05") == "2025-01"
     assert previous_release(audit, "2025-01") == "2024-12"
     assert previous_release(audit, "2024-12") is None
+
+
+# the release folder's precheck
+
+
+@pytest.fixture(scope="module")
+def small_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    landing = tmp_path_factory.mktemp("promises_landing")
+    write_release(release=PRECHECKED, rows=50, out_dir=landing, seed=3)
+    return landing
+
+
+def test_the_precheck_refuses_a_zip_it_cannot_read_or_one_of_two_members(
+    small_release: Path, tmp_path: Path
+) -> None:
+    assert len(checked_release(small_release, PRECHECKED).files) == 37
+    for name, broken in (
+        ("Socios3.zip", lambda path: path.write_bytes(path.read_bytes()[:100])),
+        ("Cnaes.zip", lambda path: make_zip(path, b"", {"a.csv": b"1", "b.csv": b"2"})),
+    ):
+        landing = tmp_path / name
+        shutil.copytree(small_release, landing)
+        broken(landing / PRECHECKED / name)
+        with pytest.raises(ReleaseError, match=re.escape(name)) as refused:
+            checked_release(landing, PRECHECKED)
+        assert len(str(refused.value).splitlines()) == 1
+        assert "not a readable zip" in str(refused.value) or "2 members" in str(refused.value)
