@@ -26,7 +26,7 @@ from cnpj_assets.defs.publication import release_failures
 from cnpj_assets.landing import ReleaseError
 from cnpj_assets.postgres import load_lock, tables
 from cnpj_assets.postgres.brief_locks import LockPolicy
-from cnpj_assets.postgres.server import ServerUrl
+from cnpj_assets.postgres.server import ServerUrl, ensure_database
 from cnpj_assets.quality.rules import ROW_COUNT_DRIFT
 from cnpj_assets.read.cnaes_secundarias import CNAES_SECUNDARIAS
 from cnpj_assets.releases.changes import COMPARISONS, previous_release
@@ -121,6 +121,17 @@ def test_a_missing_or_failed_lookup_keeps_the_release_from_publication(audit, lo
         failures = release_failures(audit, release, IN_LOAD)
         assert failures and all(f.startswith(f"{lookup} ") for f in failures), failures
         assert f"no completed load of {lookup} for release {release}" in failures[0]
+
+
+def test_checks_on_a_database_no_load_touched_fail_clearly(postgres_server: ServerUrl) -> None:
+    """Whatever ran before: a database of its own, created empty here."""
+    with psycopg.connect(postgres_server.database("postgres"), autocommit=True) as admin:
+        admin.execute("DROP DATABASE IF EXISTS cnpj_promises_empty")
+    ensure_database(postgres_server, "cnpj_promises_empty")
+    with psycopg.connect(postgres_server.database("cnpj_promises_empty")) as connection:
+        failures = release_failures(connection, "2025-01", IN_LOAD)
+    assert len(failures) == len(TABLES) * 3 + 1
+    assert "empresas row_accounting: no completed load of empresas for release 2025-01" in failures
 
 
 # the drift guard
