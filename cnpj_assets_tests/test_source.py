@@ -273,6 +273,18 @@ def test_refuses_a_readable_zip_of_another_size_than_the_listing_says(
     assert not (tmp_path / "Cnaes.zip").exists() and (tmp_path / "Motivos.zip").exists()
 
 
+def test_a_zip_in_place_of_another_size_than_the_listing_is_fetched_again(
+    share: FakeShare, origin: Path, tmp_path: Path
+) -> None:
+    """Cut after its download (its ETag file kept): the size alone says it is not the file."""
+    download(share, tmp_path, ["Cnaes.zip"])
+    in_place = tmp_path / "Cnaes.zip"
+    in_place.write_bytes(in_place.read_bytes()[:-10])
+    (outcome,), _ = download(share, tmp_path, ["Cnaes.zip"])
+    assert not outcome.skipped
+    assert in_place.read_bytes() == (origin / RELEASE / "Cnaes.zip").read_bytes()
+
+
 def test_skips_files_already_complete(share: FakeShare, tmp_path: Path) -> None:
     download(share, tmp_path)
     share.hits.clear()
