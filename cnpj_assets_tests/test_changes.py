@@ -26,7 +26,7 @@ from cnpj_assets.synthetic import write_release
 from cnpj_assets.synthetic.evolve import MonthlyRates, evolve_release
 from cnpj_assets_tests.helpers import database_of_its_own, rewrite_member
 
-BEFORE, AFTER = "2024-08", "2024-09"
+BEFORE, AFTER, LATER = "2024-08", "2024-09", "2024-10"
 RATES = replace(MonthlyRates().scaled(6), partners_out=MonthlyRates().partners_in * 3)
 Key = tuple[str, str, str, tuple[str, ...]]
 
@@ -45,29 +45,38 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return landing
 
 
-@pytest.fixture(scope="module")
-def moved_and_joined(landing: Path) -> str:
-    """An establishment that moved, whose company also gains a partner (written here)."""
-    record = json.loads((landing / AFTER / "changes.json").read_text())
-    cnpj = next(c["cnpj"] for c in record["changes"] if c["kind"] == "moved")
+def join_partner(landing: Path, release: str, cnpj: str, name: str, cpf: str) -> None:
+    """One more partner of the company, written into the release and its changes.json."""
 
     def add_partner(rows: list[list[str]]) -> list[list[str]]:
         partner = list(rows[0])
-        partner[0], partner[1] = cnpj[:8], "2"
-        partner[2], partner[3] = "SOCIA ACRESCENTADA PELO TESTE", "***424242**"
+        partner[0], partner[1], partner[2], partner[3] = cnpj[:8], "2", name, cpf
         return [*rows, partner]
 
-    rewrite_member(landing / AFTER / "Socios9.zip", add_partner)
+    rewrite_member(landing / release / "Socios9.zip", add_partner)
+    record = json.loads((landing / release / "changes.json").read_text())
     record["changes"].append(
         {"table": "socios", "cnpj": cnpj[:8], "kind": "partner_in", "columns": []}
     )
-    (landing / AFTER / "changes.json").write_text(json.dumps(record))
+    (landing / release / "changes.json").write_text(json.dumps(record))
+
+
+@pytest.fixture(scope="module")
+def moved_and_joined(landing: Path) -> str:
+    """An establishment that moved, whose company also gains a partner (written here),
+    and one more in the month after (LATER, evolved from AFTER), so its history spans
+    three releases."""
+    record = json.loads((landing / AFTER / "changes.json").read_text())
+    cnpj = next(c["cnpj"] for c in record["changes"] if c["kind"] == "moved")
+    join_partner(landing, AFTER, cnpj, "SOCIA ACRESCENTADA PELO TESTE", "***424242**")
+    evolve_release(landing / AFTER, LATER, landing, seed=53, rates=RATES)
+    join_partner(landing, LATER, cnpj, "SEGUNDA SOCIA DO TESTE", "***434343**")
     return cnpj
 
 
 @pytest.fixture(scope="module")
 def loaded(server: ServerUrl, landing: Path, moved_and_joined: str) -> None:
-    for release in (BEFORE, AFTER):
+    for release in (BEFORE, AFTER, LATER):
         assert main(["load", "--release", release, "--landing", str(landing)]) == 0
 
 
@@ -167,8 +176,11 @@ def test_history_shows_a_move_and_a_new_partner_with_their_lineage(
     assert "from Socios9.zip lines" in text and "/runs/" in text
     assert main(["history", moved_and_joined, "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
-    assert [s["release"] for s in document["snapshots"]] == [BEFORE, AFTER]
+    assert [s["release"] for s in document["snapshots"]] == [BEFORE, AFTER, LATER]
     assert {c["kind"] for c in document["changes"]} >= {"moved", "partner_in"}
+    in_order = [(c["release"], c["previous_release"]) for c in document["changes"]]
+    assert in_order == sorted(in_order) and {AFTER, LATER} <= {r for r, _ in in_order}
+    assert ("SEGUNDA SOCIA DO TESTE" in text) and text.index(AFTER) < text.index(LATER)
 
 
 def test_history_refuses_an_invalid_cnpj_and_answers_1_for_an_unknown_one(

@@ -8,6 +8,7 @@ mode must catch what only the data can show: rows the audit vouches for that are
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,11 +28,13 @@ from cnpj_assets.quality.rules import (
 )
 from cnpj_assets.specs import TABLES
 from cnpj_assets.synthetic import write_release
-from cnpj_assets_tests.helpers import Records, rewrite_member
+from cnpj_assets_tests.helpers import Records, materialize, rewrite_member
 from cnpj_assets_tests.oracle import read_table
 from cnpj_assets_tests.test_checks import drop_release, materialize_with_checks
 
 DEFECTIVE = "2026-07"
+NEIGHBOUR = "2026-06"
+ORPHAN_COLUMNS = ("motivo_situacao_cadastral", "municipio", "pais")
 
 
 def _wrong_digits(cnpj: str) -> str:
@@ -69,8 +72,36 @@ def defective_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def loaded(
+def neighbour_knows_the_orphans(
     postgres_server: ServerUrl, defective_landing: Path
+) -> Iterator[None]:
+    """Another release, loaded first, whose lookups hold every code the defective one's
+    establishments use: a check reading its lookups instead of its own release's would
+    find no orphan."""
+    spec = TABLES["estabelecimentos"]
+    shutil.copytree(defective_landing / DEFECTIVE, defective_landing / NEIGHBOUR)
+    lookups = []
+    for column in ORPHAN_COLUMNS:
+        position = spec.column_names.index(column)
+        used = {r[position] for _, _, r in _good(defective_landing, "estabelecimentos")} - {""}
+        lookup = TABLES[spec.column(column).references or ""]
+        (zip_name,) = lookup.zip_names()
+        rewrite_member(
+            defective_landing / NEIGHBOUR / zip_name,
+            lambda records, used=used: [
+                *records,
+                *([code, "CODIGO DO TESTE"] for code in sorted(used - {r[0] for r in records})),
+            ],
+        )
+        lookups.append(lookup.name)
+    assert materialize(defective_landing, NEIGHBOUR, lookups).success
+    yield
+    drop_release(postgres_server, NEIGHBOUR)
+
+
+@pytest.fixture(scope="module")
+def loaded(
+    postgres_server: ServerUrl, defective_landing: Path, neighbour_knows_the_orphans: None
 ) -> Iterator[dg.ExecuteInProcessResult]:
     result = materialize_with_checks(defective_landing, DEFECTIVE)
     assert result.success
@@ -179,7 +210,7 @@ def test_orphan_codes_warn_in_both_modes(
     spec = TABLES["estabelecimentos"]
     first_lines = in_load[("estabelecimentos", REFERENTIAL_INTEGRITY)].metadata["first_lines"].value
     assert "cnpj_basico" not in first_lines  # not counted in the load: one anti-join after it
-    for column in ("motivo_situacao_cadastral", "municipio", "pais"):
+    for column in ORPHAN_COLUMNS:
         known = {
             r[0]
             for _, _, r in _good(

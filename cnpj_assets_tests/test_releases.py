@@ -9,6 +9,7 @@ on other connections.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -208,9 +209,12 @@ class Probe:
 
 
 class LongReader:
-    """One query holding its table for `seconds` on its own connection, then ended."""
+    """One query holding its table for `seconds` on its own connection; cancelled at the
+    end of the block if it still runs, so a reader meant to outlast a step can be given
+    more time than any step takes on a loaded machine."""
 
     def __init__(self, server: ServerUrl, relation: str, seconds: float) -> None:
+        self.url = server.url
         self.connection = psycopg.connect(server.url, autocommit=True)
         self.statement = sql.SQL("SELECT pg_sleep({}) FROM {} LIMIT 1").format(
             sql.Literal(seconds), sql.SQL(relation)
@@ -219,7 +223,8 @@ class LongReader:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        self.connection.execute(self.statement)
+        with contextlib.suppress(psycopg.errors.QueryCanceled):
+            self.connection.execute(self.statement)
 
     def __enter__(self) -> LongReader:
         self._thread.start()
@@ -227,6 +232,8 @@ class LongReader:
         return self
 
     def __exit__(self, *_: object) -> None:
+        with psycopg.connect(self.url, autocommit=True) as other:
+            other.execute("SELECT pg_cancel_backend(%s)", (self.pid,))
         self._thread.join(timeout=60)
         assert not self._thread.is_alive()
         self.connection.close()
@@ -267,7 +274,7 @@ def test_a_swap_past_its_deadline_names_the_reader_and_the_next_run_only_swaps(
     settings = LoadSettings(scratch_dir=tmp_path, lock_deadline_seconds=1.5)
     with (
         Probe(server, "cnpj.socios") as probe,
-        LongReader(server, "cnpj.socios", 6) as reader,
+        LongReader(server, "cnpj.socios", 600) as reader,  # ended by the block's end
         pytest.raises(LockDeadlineError) as refused,
     ):
         TableLoader(server.url, settings, progress=lambda _: None).load(TABLES["socios"], release)

@@ -78,7 +78,8 @@ def test_a_dead_run_is_failed_and_its_slots_freed_the_live_and_the_remote_are_le
     here = RunWorker.current()
     dead = started_run(instance, dead_worker, slots=2)
     alive = started_run(instance, here)
-    remote = started_run(instance, RunWorker("another-host", here.pid, here.started))
+    # on another host: its pid, gone from this one, proves nothing there
+    remote = started_run(instance, RunWorker("another-host", dead_worker.pid, dead_worker.started))
     said: list[str] = []
     try:
         assert heal_dead_runs(instance, said.append) == 1

@@ -258,6 +258,33 @@ def test_refuses_a_bad_zip_naming_it(
     assert len(share.gets(name)) == 2
 
 
+def test_refuses_a_readable_zip_of_another_size_than_the_listing_says(
+    share: FakeShare, tmp_path: Path
+) -> None:
+    client = client_for(share)
+    files = [
+        replace(f, size=f.size + 1) if f.name == "Cnaes.zip" else f
+        for f in client.list_files(RELEASE)
+        if f.name in ("Cnaes.zip", "Motivos.zip")
+    ]
+    with pytest.raises(DownloadError, match="Cnaes.zip: refused.*the listing says") as error:
+        download_release(client, files, tmp_path, FAST, lambda _: None)
+    assert "1 of 2 files failed" in str(error.value)
+    assert not (tmp_path / "Cnaes.zip").exists() and (tmp_path / "Motivos.zip").exists()
+
+
+def test_a_zip_in_place_of_another_size_than_the_listing_is_fetched_again(
+    share: FakeShare, origin: Path, tmp_path: Path
+) -> None:
+    """Cut after its download (its ETag file kept): the size alone says it is not the file."""
+    download(share, tmp_path, ["Cnaes.zip"])
+    in_place = tmp_path / "Cnaes.zip"
+    in_place.write_bytes(in_place.read_bytes()[:-10])
+    (outcome,), _ = download(share, tmp_path, ["Cnaes.zip"])
+    assert not outcome.skipped
+    assert in_place.read_bytes() == (origin / RELEASE / "Cnaes.zip").read_bytes()
+
+
 def test_skips_files_already_complete(share: FakeShare, tmp_path: Path) -> None:
     download(share, tmp_path)
     share.hits.clear()

@@ -34,6 +34,7 @@ from cnpj_assets.audit.queries import (
     published_before,
     rows_loaded,
 )
+from cnpj_assets.audit.schema import ensure_audit_schema
 from cnpj_assets.defs import plotted
 from cnpj_assets.defs.assets import GROUP, RELEASES
 from cnpj_assets.defs.resources import PostgresResource
@@ -430,8 +431,11 @@ def evaluate(
     """Run the named checks of a table on one release, in `check_names` order.
 
     `run_id` is the Dagster run asking: in `auto` mode, the load it made is trusted
-    for its counts; any other load is verified deep.
+    for its counts; any other load is verified deep. The audit is made first: checks run
+    on a database no load has touched yet fail as "no completed load", not on a missing
+    table.
     """
+    ensure_audit_schema(connection)
     load = latest_completed_load(connection, spec.name, release)
     if load is None:
         message = f"no completed load of {spec.name} for release {release}"

@@ -26,7 +26,7 @@ from cnpj_assets.specs import TABLES
 class PublishConfig(QualityConfig):
     """The ERROR checks' thresholds (as in the checks' config), retention, and forcing."""
 
-    keep_releases: int = 3  # releases kept in PostgreSQL after a publication
+    keep_releases: int = 3  # published releases kept in PostgreSQL (newer unpublished stay)
     force_reason: str = ""  # publish although checks failed; recorded with the failures
 
 
@@ -57,8 +57,8 @@ def release_failures(
     deps=[dg.AssetKey([GROUP, name]) for name in (*TABLES, COMPLETO.name)],
     description=(
         f"The published release: the {CURRENT_SCHEMA} views show it. Published only when "
-        "every table loaded and every ERROR-level check passed; older releases beyond "
-        "keep_releases are then dropped."
+        "every table loaded and every ERROR-level check passed; published releases beyond "
+        "keep_releases, and unpublished ones older than it, are then dropped."
     ),
     kinds={"postgres"},
 )

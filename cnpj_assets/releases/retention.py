@@ -1,12 +1,18 @@
-"""Retention: keep the newest releases in PostgreSQL, drop the rest, keep their audit.
+"""Retention: keep the newest good releases in PostgreSQL, drop the rest, keep their audit.
 
 A release takes 40-60 GB with its indexes; loading every month fills a disk within a
-year. After each publication the releases beyond `keep_releases` are dropped, oldest
-first: every table's child of that release, its secondary activities as rows, its
-changes (what changed since the release before it) and its cnpj_completo copy, if one
-was made. Never the published release, never one being loaded (its load lock is
-held). The audit rows stay, marked `dropped_at` with the bytes freed, so the lineage of
-what was once loaded stays answerable.
+year. After each publication, `keep_releases` counts the good releases only: the
+published one and those before it that passed the publication's gate (published then,
+or kept as a backfill older than cnpj_current). A release newer than the published one
+that is not published (refused, or not loaded whole yet) is kept until it is published,
+forced or dropped by hand: broken months never push good history out. One older than
+the published one that never passed is dropped, and so are good ones beyond the count.
+
+Dropping a release drops every table's child of it, its secondary activities as rows,
+its changes and its cnpj_completo copy, if one was made. Never the published release,
+never one being loaded (its load lock is held). The audit rows stay, marked
+`dropped_at` with the bytes freed, so the lineage of what was once loaded stays
+answerable.
 """
 
 from __future__ import annotations
@@ -30,6 +36,10 @@ WHERE status = 'COMPLETED' AND dropped_at IS NULL AND table_name = ANY(%s)
 ORDER BY release DESC
 """
 
+_PASSED_GATE = """
+SELECT DISTINCT release FROM cnpj_audit.publication WHERE outcome IN ('published', 'kept')
+"""
+
 _MARK_DROPPED = """
 UPDATE cnpj_audit.table_load SET dropped_at = clock_timestamp(),
        dropped_bytes = CASE WHEN id = (SELECT max(id) FROM cnpj_audit.table_load
@@ -49,6 +59,17 @@ class DroppedRelease:
 def loaded_releases(connection: psycopg.Connection) -> list[str]:
     """Releases with a completed, undropped load of some table, newest first."""
     return [row[0] for row in connection.execute(_LOADED_RELEASES, (list(TABLES),)).fetchall()]
+
+
+def releases_to_drop(
+    connection: psycopg.Connection, keep_releases: int, published: str
+) -> list[str]:
+    """The loaded releases retention drops after `published` was published, oldest first."""
+    releases = loaded_releases(connection)
+    passed = {row[0] for row in connection.execute(_PASSED_GATE).fetchall()} | {published}
+    good = [r for r in releases if r in passed and r <= published]
+    kept = set(good[:keep_releases]) | {published} | {r for r in releases if r > published}
+    return sorted(set(releases) - kept)
 
 
 def _is_loading(connection: psycopg.Connection, release: str) -> bool:
@@ -106,16 +127,14 @@ def retain(
     policy: LockPolicy,
     say: Callable[[str], None] = lambda _: None,
 ) -> list[DroppedRelease]:
-    """Drop every release beyond the newest `keep_releases` (the published one is kept).
+    """Drop what `releases_to_drop` names, but a release being loaded.
 
     The connection must be in autocommit mode.
     """
     if keep_releases < 1:
         raise ValueError(f"keep_releases must be at least 1, not {keep_releases}")
-    releases = loaded_releases(connection)
-    kept = set(releases[:keep_releases]) | {published}
     dropped = []
-    for release in sorted(set(releases) - kept):
+    for release in releases_to_drop(connection, keep_releases, published):
         if _is_loading(connection, release):
             say(f"retention: {release} is being loaded; kept for now")
             continue
