@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tomllib
@@ -74,18 +75,30 @@ def test_load_and_download_default_to_the_landing_folder(
         assert args.landing == str(tmp_path / "landing")
 
 
-def shell(command: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    """One bash command in the project folder, as a user types it; fails with its output."""
-    done = subprocess.run(
+def shell(command: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
+    """One bash command in the project folder, as a user types it; fails with its output.
+
+    The shell leads a session of its own, so a command past its time is stopped with
+    everything it started (a Dagster run's processes keep its pipes open: killing bash
+    alone left the test waiting on them) and the test fails naming it.
+    """
+    process = subprocess.Popen(
         ["bash", "-c", command],
         cwd=PROJECT_ROOT,
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
     )
-    return done
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        pytest.fail(f"{command!r} ran past {timeout:.0f} s\n{stdout[-3000:]}\n{stderr[-3000:]}")
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def checked(done: subprocess.CompletedProcess) -> str:
