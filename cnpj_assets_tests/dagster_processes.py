@@ -184,8 +184,13 @@ class Webserver:
             STARTUP_SECONDS,
         )
 
-    def runs_of(self, partition: str) -> list[dict[str, str]]:
-        runs_filter = {"tags": [{"key": "dagster/partition", "value": partition}]}
+    def runs_of(self, partition: str, job: str) -> list[dict[str, str]]:
+        """The job's runs of a release (a publication also starts the runs of the jobs
+        that follow it: after_publication, export_parquet)."""
+        runs_filter = {
+            "pipelineName": job,
+            "tags": [{"key": "dagster/partition", "value": partition}],
+        }
         return self.graphql(RUNS, filter=runs_filter)["runsOrError"]["results"]
 
     def run(self, run_id: str) -> dict[str, str]:

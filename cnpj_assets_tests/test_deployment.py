@@ -132,7 +132,7 @@ def test_a_release_dropped_into_the_landing_folder_is_loaded_by_the_daemons_sens
     webserver = deployment.webserver
     (run,) = dagster_processes.wait_for(
         f"the landing sensor to launch a run for {RELEASE}",
-        lambda: webserver.runs_of(RELEASE),
+        lambda: webserver.runs_of(RELEASE, "load_release"),
         dagster_processes.RUN_SECONDS,
     )
     assert run["jobName"] == "load_release"

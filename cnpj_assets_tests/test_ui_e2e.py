@@ -127,7 +127,6 @@ def dev_ui(postgres_server: ServerUrl, tmp_path_factory: pytest.TempPathFactory)
         webserver.graphql(  # these tests start their loads themselves
             "mutation($id: String) { stopSensor(id: $id) { __typename } }", id=landing_sensor
         )
-        write_release(release=LOADED, rows=500, out_dir=landing, seed=21)
         yield DevUi(webserver, landing, logs / "ui.log", env)
     finally:
         for process in processes.values():
@@ -137,9 +136,13 @@ def dev_ui(postgres_server: ServerUrl, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture(scope="module")
 def cli_run(dev_ui: DevUi) -> dict[str, str]:
-    """The run of `cnpj-assets load` on the release LOADED, as GraphQL shows it."""
+    """The run of `cnpj-assets load` on the release LOADED, as GraphQL shows it.
+
+    Its files are written here, not with the UI: the landing sensor, switched on for a
+    moment by another test, would load a release it finds waiting (a second run)."""
+    write_release(release=LOADED, rows=500, out_dir=dev_ui.landing, seed=21)
     dev_ui.shell(f"cnpj-assets load --release {LOADED} --landing {dev_ui.landing}")
-    (run,) = dev_ui.webserver.runs_of(LOADED)
+    (run,) = dev_ui.webserver.runs_of(LOADED, "load_release")
     return run
 
 
@@ -196,7 +199,9 @@ def test_the_readmes_dagster_cli_examples_switch_sensors_and_backfill_releases(
     )
     for release in BACKFILLED:
         (run,) = wait_for(
-            f"the backfill's run of {release}", lambda r=release: webserver.runs_of(r), RUN_SECONDS
+            f"the backfill's run of {release}",
+            lambda r=release: webserver.runs_of(r, "load_release"),
+            RUN_SECONDS,
         )
         assert run["jobName"] == "load_release"
         webserver.wait_for_success(run["runId"])
@@ -217,7 +222,7 @@ def test_the_share_sensor_switched_on_downloads_and_loads_a_new_month(
     try:
         (run,) = wait_for(
             f"the share sensor to launch a run for {PUBLISHED}",
-            lambda: webserver.runs_of(PUBLISHED),
+            lambda: webserver.runs_of(PUBLISHED, "download_and_load_release"),
             RUN_SECONDS,
         )
         assert run["jobName"] == "download_and_load_release"
