@@ -134,6 +134,12 @@ def _lineage(args: argparse.Namespace) -> int:
     return run(args.cnpj, as_json=args.json)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from cnpj_assets.api.serve import serve
+
+    return serve(args.host, args.port, args.workers)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cnpj-assets", description="Load the Receita Federal CNPJ open data into PostgreSQL."
@@ -211,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     lineage.add_argument("cnpj", help="14-character CNPJ or 8-character base, punctuated or not")
     lineage.add_argument("--json", action="store_true", help="print JSON instead of a table")
     lineage.set_defaults(handler=_lineage)
+
+    serve = command("serve", "serve the published release over HTTP (minha-receita's shape)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes")
+    serve.set_defaults(handler=_serve)
     return parser
 
 

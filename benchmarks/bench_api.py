@@ -1,0 +1,318 @@
+"""HTTP API benchmark: `cnpj-assets serve` under N concurrent clients, then during a load.
+
+Usage: CNPJ_HOME=... python benchmarks/bench_api.py --scale 0.02 [--clients 8]
+       [--seconds 30] [--workers 2] [--landing DIR]
+
+1. Makes sure a synthetic release of `--scale` is loaded and published (writes and loads
+   it if not), and that the next month's release is in the landing folder, evolved from
+   it (`fake-release --previous`), not loaded yet.
+2. Starts `cnpj-assets serve` on a free loopback port, samples known CNPJs of the
+   published release and valid CNPJs that are in no release.
+3. Steady phase: `--clients` threads, each with its own keep-alive connection, send a
+   mix of lookups of random known CNPJs (9 in 10) and of absent ones (1 in 10) for
+   `--seconds`: requests/s, p50/p95/p99 latency of the lookups, errors.
+4. Load phase: the same clients while `cnpj-assets load` loads and publishes the next
+   release (bounded by `--load-timeout`): every answer must be 200 (known) or 404
+   (absent, or known but gone in the new release), no request may wait more than 2 s,
+   and the served release (header X-Cnpj-Release) must switch once: no request started
+   after a client saw the new release reads the old one.
+The reference, measured in the same run: the same lookups as SQL statements over one
+connection of this process, sequentially (what the database alone gives); printed last
+is `ratio api/sql`, requests/s of the API over statements/s of the SQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from cnpj_assets.audit.queries import published_release
+from cnpj_assets.cnpj_number import check_digits
+from cnpj_assets.lineage import parse_cnpj
+from cnpj_assets.postgres.server import server_url
+from cnpj_assets.read.establishment import find_establishment
+from cnpj_assets.synthetic import write_release
+from cnpj_assets.synthetic.evolve import evolve_release
+from cnpj_assets.synthetic.scale import companies_at_scale
+
+FIRST = "2026-10"
+MAX_WAIT = 2.0
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One request as a client saw it."""
+
+    started: float
+    ended: float
+    known: bool
+    cnpj: str
+    status: int
+    release: str | None
+
+    @property
+    def seconds(self) -> float:
+        return self.ended - self.started
+
+
+@dataclass
+class Phase:
+    answers: list[Answer] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def executable(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def next_month(release: str) -> str:
+    year, month = map(int, release.split("-"))
+    return f"{year + month // 12}-{month % 12 + 1:02d}"
+
+
+def cli(*arguments: str) -> None:
+    subprocess.run([executable("cnpj-assets"), *arguments], check=True)
+
+
+def prepare(url: str, landing: Path, scale: float) -> tuple[str, str]:
+    """The published release (loaded here on a fresh home) and the next one, in landing."""
+    with psycopg.connect(url) as connection:
+        current = published_release(connection)
+    if current is None:
+        if not (landing / FIRST).is_dir():
+            write_release(FIRST, companies_at_scale(scale), landing, seed=1)
+        cli("load", "--release", FIRST, "--landing", str(landing))
+        current = FIRST
+    following = next_month(current)
+    if not (landing / following).is_dir():
+        evolve_release(landing / current, following, landing, seed=int(following[-2:]))
+    return current, following
+
+
+def sample(url: str, release: str, count: int) -> tuple[list[str], list[str]]:
+    """Known CNPJs of the release, and valid CNPJs (right check digits) in no release."""
+    with psycopg.connect(url) as connection:
+        known = [
+            row[0]
+            for row in connection.execute(
+                "SELECT cnpj_basico || cnpj_ordem || cnpj_dv FROM cnpj.estabelecimentos "
+                "WHERE release = %s ORDER BY random() LIMIT %s",
+                (release, count),
+            )
+        ]
+        rng = random.Random(7)
+        candidates = []
+        for _ in range(count):
+            base = "".join(rng.choice(ALPHABET) for _ in range(8)) + "0001"
+            candidates.append(base + check_digits(base))
+        present = {
+            row[0]
+            for row in connection.execute(
+                "SELECT cnpj_basico || cnpj_ordem || cnpj_dv FROM cnpj.estabelecimentos "
+                "WHERE cnpj_basico = ANY(%s)",
+                ([c[:8] for c in candidates],),
+            )
+        }
+    return known, [c for c in candidates if c not in present]
+
+
+def sql_rate(url: str, known: list[str], seconds: float) -> float:
+    """The reference: lookups as statements, one connection, one after the other."""
+    queries = [parse_cnpj(c) for c in known]
+    with psycopg.connect(url, autocommit=True) as connection:
+        done, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            find_establishment(connection, queries[done % len(queries)])
+            done += 1
+    return done / (time.perf_counter() - started)
+
+
+def client(
+    port: int, known: list[str], absent: list[str], stop: threading.Event, out: list[Answer]
+) -> None:
+    rng = random.Random()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    while not stop.is_set():
+        is_known = rng.random() < 0.9
+        cnpj = rng.choice(known if is_known else absent)
+        started = time.perf_counter()
+        try:
+            connection.request("GET", f"/{cnpj}")
+            response = connection.getresponse()
+            response.read()
+            status, release = response.status, response.getheader("X-Cnpj-Release")
+        except (OSError, http.client.HTTPException):
+            connection.close()
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            status, release = 0, None
+        out.append(Answer(started, time.perf_counter(), is_known, cnpj, status, release))
+    connection.close()
+
+
+def run_clients(
+    port: int, known: list[str], absent: list[str], clients: int, until: threading.Event
+) -> Phase:
+    results: list[list[Answer]] = [[] for _ in range(clients)]
+    threads = [
+        threading.Thread(target=client, args=(port, known, absent, until, results[i]))
+        for i in range(clients)
+    ]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return Phase([a for r in results for a in r], time.perf_counter() - started)
+
+
+def timed_stop(seconds: float) -> threading.Event:
+    stop = threading.Event()
+    threading.Timer(seconds, stop.set).start()
+    return stop
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def report(name: str, phase: Phase) -> float:
+    answers = phase.answers
+    lookups = [a.seconds * 1000 for a in answers if a.known]
+    rate = len(answers) / phase.seconds
+    errors = sum(1 for a in answers if a.status not in (200, 404))
+    print(
+        f"{name}: {len(answers):,} requests in {phase.seconds:.1f} s = {rate:,.0f} req/s; "
+        f"lookups p50 {percentile(lookups, 0.5):.1f} ms, p95 {percentile(lookups, 0.95):.1f} ms, "
+        f"p99 {percentile(lookups, 0.99):.1f} ms, max {max(lookups):.0f} ms "
+        f"(mean {statistics.fmean(lookups):.1f}); errors {errors}"
+    )
+    return rate
+
+
+def check_load_phase(url: str, phase: Phase, old: str, new: str) -> list[str]:
+    """What went wrong while the next release was loaded and published, if anything."""
+    with psycopg.connect(url) as connection:
+        gone = {
+            c
+            for (c,) in connection.execute(
+                "SELECT c FROM unnest(%s::text[]) AS c WHERE NOT EXISTS (SELECT 1 FROM "
+                "cnpj.estabelecimentos e WHERE e.release = %s AND e.cnpj_basico = left(c, 8) "
+                "AND e.cnpj_ordem = substr(c, 9, 4) AND e.cnpj_dv = right(c, 2))",
+                (sorted({a.cnpj for a in phase.answers if a.known}), new),
+            )
+        }
+    problems = []
+    for a in phase.answers:
+        expected = {200, 404} if a.cnpj in gone else {200} if a.known else {404}
+        if a.status not in expected:
+            problems.append(f"{a.cnpj} answered {a.status}")
+    slow = [a for a in phase.answers if a.seconds > MAX_WAIT]
+    if slow:
+        problems.append(f"{len(slow)} request(s) waited more than {MAX_WAIT} s")
+    seen_new = [a.ended for a in phase.answers if a.release == new]
+    if not seen_new:
+        problems.append(f"{new} was never served")
+    else:
+        first_seen = min(seen_new)
+        late_old = [a for a in phase.answers if a.release == old and a.started > first_seen]
+        if late_old:
+            problems.append(f"{len(late_old)} request(s) read {old} after {new} was served")
+    releases = {a.release for a in phase.answers if a.release}
+    if releases - {old, new}:
+        problems.append(f"unexpected releases served: {sorted(releases - {old, new})}")
+    return problems[:20]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=0.02, help="share of a real release")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients")
+    parser.add_argument("--seconds", type=float, default=30, help="length of the steady phase")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--load-timeout", type=float, default=1800, help="bound of the load")
+    parser.add_argument("--landing", help="landing folder (default: $CNPJ_HOME/landing)")
+    parser.add_argument("--steady-only", action="store_true", help="skip the load phase")
+    args = parser.parse_args()
+    if not os.environ.get("CNPJ_HOME"):
+        sys.exit("set CNPJ_HOME to a folder of the benchmark's own")
+    landing = Path(args.landing or Path(os.environ["CNPJ_HOME"]) / "landing")
+    url = server_url().url
+    old, new = prepare(url, landing, args.scale)
+    known, absent = sample(url, old, 5000)
+    print(f"serving {old}; {len(known):,} known and {len(absent):,} absent CNPJs; next {new}")
+
+    port = free_port()
+    server = subprocess.Popen(
+        [executable("cnpj-assets"), "serve", "--port", str(port), "--workers", str(args.workers)],
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                probe = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                probe.request("GET", "/healthz")
+                if probe.getresponse().status == 200:
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        reference = sql_rate(url, known, min(args.seconds, 10))
+        print(f"reference: SQL lookups, one connection: {reference:,.0f} statements/s")
+        steady = run_clients(port, known, absent, args.clients, timed_stop(args.seconds))
+        rate = report(f"steady, {args.clients} clients", steady)
+        print(f"ratio api/sql: {rate / reference:.2f}")
+        if args.steady_only:
+            return
+
+        loading = threading.Event()
+        load = subprocess.Popen(
+            [executable("cnpj-assets"), "load", "--release", new, "--landing", str(landing)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+        def watch() -> None:
+            try:
+                load.wait(timeout=args.load_timeout)
+            except subprocess.TimeoutExpired:
+                load.terminate()
+                load.wait()
+            time.sleep(2)  # a little past the end: answers after the publication
+            loading.set()
+
+        threading.Thread(target=watch).start()
+        during = run_clients(port, known, absent, args.clients, loading)
+        report(f"during the load of {new}", during)
+        problems = check_load_phase(url, during, old, new)
+        served = sorted({a.release for a in during.answers if a.release})
+        print(f"load exit code {load.returncode}; releases served during it: {served}")
+        print("load phase: " + ("OK" if not problems else "PROBLEMS\n  " + "\n  ".join(problems)))
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
