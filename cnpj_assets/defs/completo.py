@@ -90,22 +90,16 @@ def _lookup_join(
     one probe per row: what a read of a few establishments wants, where the DISTINCT ON
     form sorts every lookup whole for each statement.
     """
-    if point:
-        return sql.SQL(
-            "LEFT JOIN LATERAL (SELECT l.descricao FROM {lookup} l "
-            "WHERE l.release = {source}.release AND l.codigo = {code} "
-            "ORDER BY l._subbatch_id LIMIT 1) AS {alias} ON true"
-        ).format(
-            lookup=tables.qualified(lookup.name),
-            alias=sql.Identifier(alias),
-            source=sql.Identifier(source_alias),
-            code=code,
-        )
-    return sql.SQL(
-        "LEFT JOIN (SELECT DISTINCT ON (release, codigo) release, codigo, descricao "
+    template = (
+        "LEFT JOIN LATERAL (SELECT l.descricao FROM {lookup} l "
+        "WHERE l.release = {source}.release AND l.codigo = {code} "
+        "ORDER BY l._subbatch_id LIMIT 1) AS {alias} ON true"
+        if point
+        else "LEFT JOIN (SELECT DISTINCT ON (release, codigo) release, codigo, descricao "
         "FROM {lookup} ORDER BY release, codigo, _subbatch_id) AS {alias} "
         "ON {alias}.release = {source}.release AND {alias}.codigo = {code}"
-    ).format(
+    )
+    return sql.SQL(template).format(
         lookup=tables.qualified(lookup.name),
         alias=sql.Identifier(alias),
         source=sql.Identifier(source_alias),
