@@ -38,6 +38,7 @@ from pathlib import Path
 
 import psycopg
 
+from cnpj_assets.api.pool import configure, session_options
 from cnpj_assets.audit.queries import published_release
 from cnpj_assets.cnpj_number import check_digits
 from cnpj_assets.lineage import parse_cnpj
@@ -136,9 +137,11 @@ def sample(url: str, release: str, count: int) -> tuple[list[str], list[str]]:
 
 
 def sql_rate(url: str, known: list[str], seconds: float) -> float:
-    """The reference: lookups as statements, one connection, one after the other."""
+    """The reference: lookups as statements, one session set up as the API's, one after
+    the other."""
     queries = [parse_cnpj(c) for c in known]
-    with psycopg.connect(url, autocommit=True) as connection:
+    with psycopg.connect(url, **session_options(5000)) as connection:
+        configure(connection)
         done, started = 0, time.perf_counter()
         while time.perf_counter() - started < seconds:
             find_establishment(connection, queries[done % len(queries)])
@@ -226,14 +229,19 @@ def check_load_phase(url: str, phase: Phase, old: str, new: str) -> list[str]:
         expected = {200, 404} if a.cnpj in gone else {200} if a.known else {404}
         if a.status not in expected:
             problems.append(f"{a.cnpj} answered {a.status}")
+    seen_new = [a.ended for a in phase.answers if a.release == new]
+    first_seen = min(seen_new, default=float("inf"))
     slow = [a for a in phase.answers if a.seconds > MAX_WAIT]
     if slow:
-        problems.append(f"{len(slow)} request(s) waited more than {MAX_WAIT} s")
-    seen_new = [a.ended for a in phase.answers if a.release == new]
+        when = ", ".join(f"{a.started - first_seen:+.0f}" for a in slow[:10])
+        problems.append(
+            f"{len(slow)} request(s) waited more than {MAX_WAIT} s "
+            f"(max {max(a.seconds for a in slow):.1f} s), "
+            f"started at these seconds from the first answer of {new}: {when}"
+        )
     if not seen_new:
         problems.append(f"{new} was never served")
     else:
-        first_seen = min(seen_new)
         late_old = [a for a in phase.answers if a.release == old and a.started > first_seen]
         if late_old:
             problems.append(f"{len(late_old)} request(s) read {old} after {new} was served")

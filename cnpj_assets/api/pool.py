@@ -17,25 +17,31 @@ from psycopg_pool import ConnectionPool
 from cnpj_assets.api.settings import Settings
 
 
-def _configure(connection: psycopg.Connection) -> None:
+def configure(connection: psycopg.Connection) -> None:
+    """A session as the API uses it (also the benchmark's reference)."""
     connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     connection.read_only = True
     connection.prepare_threshold = 0
 
 
-def open_pool(settings: Settings) -> ConnectionPool:
-    """A pool that connects in the background; a request waits at most 10 s for a session."""
+def session_options(statement_timeout_ms: int) -> dict[str, object]:
+    """The connection arguments of an API session."""
     options = (
-        f"-c statement_timeout={settings.statement_timeout_ms} "
+        f"-c statement_timeout={statement_timeout_ms} "
         "-c default_transaction_read_only=on -c plan_cache_mode=force_generic_plan "
         "-c application_name=cnpj-assets-api"
     )
+    return {"autocommit": True, "options": options}
+
+
+def open_pool(settings: Settings) -> ConnectionPool:
+    """A pool that connects in the background; a request waits at most 10 s for a session."""
     return ConnectionPool(
         settings.database_url,
-        kwargs={"autocommit": True, "options": options},
+        kwargs=session_options(settings.statement_timeout_ms),
         min_size=min(2, settings.pool_size),
         max_size=settings.pool_size,
-        configure=_configure,
+        configure=configure,
         timeout=10,
         name="cnpj-assets-api",
         open=True,
