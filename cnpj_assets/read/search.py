@@ -25,7 +25,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from itertools import product
 from typing import Any
 
@@ -39,7 +39,7 @@ from cnpj_assets.postgres import tables
 from cnpj_assets.read.cnaes_secundarias import CNAES_SECUNDARIAS, SOURCE_COLUMN, codes_of
 from cnpj_assets.read.label_table import label_join
 from cnpj_assets.read.labels import IDENTIFICADOR_MATRIZ_FILIAL, SITUACAO_CADASTRAL
-from cnpj_assets.read.search_functions import words_function, words_of
+from cnpj_assets.read.search_functions import ensure_functions, words_function
 from cnpj_assets.specs import EMPRESAS, ESTABELECIMENTOS, SOCIOS
 
 COLUMNS = (
@@ -86,7 +86,6 @@ class SearchFilters:
     situacao: tuple[str, ...] = ()
     socio: tuple[str, ...] = ()
     matriz: bool = False
-    _words: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("uf", "municipio", "cnae", "natureza", "situacao", "socio"):
@@ -94,15 +93,8 @@ class SearchFilters:
             object.__setattr__(self, name, values)
         object.__setattr__(self, "uf", tuple(v.upper() for v in self.uf))
         object.__setattr__(self, "cnae", tuple(re.sub(r"[^0-9A-Za-z]", "", v) for v in self.cnae))
-        words = tuple(words_of(self.name)) if self.name else ()
-        if self.name and not words:
+        if self.name is not None and not _has_word(self.name):
             raise SearchError(f"--name {self.name!r} has no word (letters or digits) to search")
-        object.__setattr__(self, "_words", words)
-
-    @property
-    def words(self) -> tuple[str, ...]:
-        """The name's folded words (accents dropped, upper case), as the rows' are."""
-        return self._words
 
     @property
     def partner_documents(self) -> tuple[str, ...]:
@@ -110,17 +102,18 @@ class SearchFilters:
         return tuple(d for d in (partner_document(v) for v in self.socio) if d is not None)
 
     @property
-    def partner_names(self) -> tuple[tuple[str, ...], ...]:
-        """The `socio` values that are names, as folded words."""
-        return tuple(
-            tuple(words_of(v)) for v in self.socio if partner_document(v) is None and words_of(v)
-        )
+    def partner_names(self) -> tuple[str, ...]:
+        """The `socio` values that are names (with a word to search)."""
+        return tuple(v for v in self.socio if partner_document(v) is None and _has_word(v))
 
     def digest(self) -> str:
         """A short fingerprint of the filters: a cursor only continues the search it came from."""
-        data = {k: v for k, v in asdict(self).items() if k != "_words"}
-        encoded = json.dumps(data, sort_keys=True).encode()
+        encoded = json.dumps(asdict(self), sort_keys=True).encode()
         return hashlib.sha256(encoded).hexdigest()[:16]
+
+
+def _has_word(text: str) -> bool:
+    return any(character.isalnum() for character in text)
 
 
 def partner_document(value: str) -> str | None:
@@ -200,7 +193,8 @@ def _cnae_tests(values: _Values, many: bool) -> list[_Test]:
     ]
 
 
-def _name_tests(words: sql.Composable) -> list[_Test]:
+def _name_tests(name: sql.Composable) -> list[_Test]:
+    words = sql.SQL("{}({})").format(words_function(), name)
     return [
         _Test(sql.SQL("{}(c.razao_social) @> {}").format(words_function(), words), company=True),
         _Test(sql.SQL("{}(e.nome_fantasia) @> {}").format(words_function(), words)),
@@ -223,7 +217,8 @@ def _document_test(values: _Values, many: bool) -> _Test:
     )
 
 
-def _partner_name_test(values: _Values, words: sql.Composable) -> _Test:
+def _partner_name_test(values: _Values, name: sql.Composable) -> _Test:
+    words = sql.SQL("{}({})").format(words_function(), name)
     return _partner_test(
         values, sql.SQL("{}(p.nome_socio_razao_social) @> {}").format(words_function(), words)
     )
@@ -250,8 +245,8 @@ def _page_groups(filters: SearchFilters, values: _Values) -> list[list[_Test]]:
         groups.append([_Test(sql.SQL("e.identificador_matriz_filial = '1'"))])
     if filters.cnae:
         groups.append(_cnae_tests(values, len(filters.cnae) > 1))
-    if filters.words:
-        groups.append(_name_tests(values.value("words")))
+    if filters.name:
+        groups.append(_name_tests(values.value("name")))
     if filters.socio:
         partners = []
         documents = filters.partner_documents
@@ -295,11 +290,9 @@ def _function_groups(values: _Values) -> list[list[_Test]]:
         ]
     )
     groups.append(optional("cnae", _cnae_tests(values, True)))
-    words = sql.SQL("{}({})").format(words_function(), values.value("name"))
-    groups.append(optional("name", _name_tests(words)))
-    partner_words = sql.SQL("{}({})").format(words_function(), values.value("socio_nome"))
+    groups.append(optional("name", _name_tests(values.value("name"))))
     groups.append(optional("socio_documento", [_document_test(values, True)]))
-    groups.append(optional("socio_nome", [_partner_name_test(values, partner_words)]))
+    groups.append(optional("socio_nome", [_partner_name_test(values, values.value("socio_nome"))]))
     return groups
 
 
@@ -408,13 +401,13 @@ def _page_parameters(filters: SearchFilters) -> dict[str, Any]:
         chosen = getattr(filters, name)
         if chosen:
             parameters[name] = list(chosen) if len(chosen) > 1 else chosen[0]
-    if filters.words:
-        parameters["words"] = list(filters.words)
+    if filters.name:
+        parameters["name"] = filters.name
     documents = filters.partner_documents
     if documents:
         parameters["socio_documento"] = list(documents) if len(documents) > 1 else documents[0]
-    for n, words in enumerate(filters.partner_names):
-        parameters[f"socio_nome_{n}"] = list(words)
+    for n, name in enumerate(filters.partner_names):
+        parameters[f"socio_nome_{n}"] = name
     return parameters
 
 
@@ -478,6 +471,7 @@ def search_page(
     if not 1 <= limit <= MAX_LIMIT:
         raise SearchError(f"--limit must be between 1 and {MAX_LIMIT}, not {limit}")
     after = Cursor.decode(cursor) if cursor else None
+    ensure_functions(connection)
     if after is not None:
         if after.digest != filters.digest():
             raise SearchError("this cursor belongs to a search with other filters")
@@ -519,6 +513,7 @@ def stream_rows(
     (memory stays at one batch), all from one release. The connection must not be in
     autocommit mode elsewhere in use: the cursor lives in a transaction of its own."""
     chosen = resolve_release(connection, release)
+    ensure_functions(connection)
     values = _page_values()
     statement = _query(_page_groups(filters, values), values, after=False, limit=False)
     parameters = _page_parameters(filters) | {"release": chosen}

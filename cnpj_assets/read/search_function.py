@@ -14,7 +14,7 @@ from psycopg import sql
 
 from cnpj_assets.postgres import tables
 from cnpj_assets.read.search import COLUMNS, FUNCTION_ARGUMENTS, function_body
-from cnpj_assets.read.search_functions import ensure_functions
+from cnpj_assets.read.search_functions import ensure_functions, missing_right
 
 ROW_TYPE = "search_row"
 
@@ -44,7 +44,11 @@ def _ensure_row_type(connection: psycopg.Connection) -> None:
 
 
 def create_search_function(connection: psycopg.Connection, schema: str, release: str) -> None:
-    """(Re)create `<schema>.search(...)` over the release; call it where the views move."""
+    """(Re)create `<schema>.search(...)` over the release; call it where the views move.
+    Without the right to install `unaccent` it is skipped: search must never stop a
+    publication (the load's rights check says what is missing)."""
+    if missing_right(connection) is not None:
+        return
     ensure_functions(connection)
     _ensure_row_type(connection)
     arguments = sql.SQL(", ").join(
