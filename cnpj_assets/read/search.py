@@ -112,8 +112,13 @@ class SearchFilters:
         return hashlib.sha256(encoded).hexdigest()[:16]
 
 
+def _pieces(text: str) -> list[str]:
+    """The runs of letters and digits: how many words `cnpj.search_words` will see."""
+    return [piece for piece in re.split(r"[^\w]|_", text) if piece]
+
+
 def _has_word(text: str) -> bool:
-    return any(character.isalnum() for character in text)
+    return bool(_pieces(text))
 
 
 def partner_document(value: str) -> str | None:
@@ -193,12 +198,22 @@ def _cnae_tests(values: _Values, many: bool) -> list[_Test]:
     ]
 
 
-def _name_tests(name: sql.Composable) -> list[_Test]:
+def _name_tests(name: sql.Composable, mixed: bool) -> list[_Test]:
+    """Every word in the razao social; or in the nome fantasia; or (`mixed`, a name of
+    several words) each word in one of them, which needs a word in each."""
     words = sql.SQL("{}({})").format(words_function(), name)
-    return [
-        _Test(sql.SQL("{}(c.razao_social) @> {}").format(words_function(), words), company=True),
-        _Test(sql.SQL("{}(e.nome_fantasia) @> {}").format(words_function(), words)),
+    razao = sql.SQL("{}(c.razao_social)").format(words_function())
+    fantasia = sql.SQL("{}(e.nome_fantasia)").format(words_function())
+    tests = [
+        _Test(sql.SQL("{} @> {}").format(razao, words), company=True),
+        _Test(sql.SQL("{} @> {}").format(fantasia, words)),
     ]
+    if mixed:
+        condition = sql.SQL("{r} && {w} AND {f} && {w} AND {r} || {f} @> {w}").format(
+            r=razao, f=fantasia, w=words
+        )
+        tests.append(_Test(condition, company=True))
+    return tests
 
 
 def _partner_test(values: _Values, condition: sql.Composable) -> _Test:
@@ -246,7 +261,7 @@ def _page_groups(filters: SearchFilters, values: _Values) -> list[list[_Test]]:
     if filters.cnae:
         groups.append(_cnae_tests(values, len(filters.cnae) > 1))
     if filters.name:
-        groups.append(_name_tests(values.value("name")))
+        groups.append(_name_tests(values.value("name"), len(_pieces(filters.name)) > 1))
     if filters.socio:
         partners = []
         documents = filters.partner_documents
@@ -290,7 +305,7 @@ def _function_groups(values: _Values) -> list[list[_Test]]:
         ]
     )
     groups.append(optional("cnae", _cnae_tests(values, True)))
-    groups.append(optional("name", _name_tests(values.value("name"))))
+    groups.append(optional("name", _name_tests(values.value("name"), mixed=True)))
     groups.append(optional("socio_documento", [_document_test(values, True)]))
     groups.append(optional("socio_nome", [_partner_name_test(values, values.value("socio_nome"))]))
     return groups
