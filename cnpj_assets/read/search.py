@@ -39,7 +39,7 @@ from cnpj_assets.postgres import tables
 from cnpj_assets.read.cnaes_secundarias import CNAES_SECUNDARIAS, SOURCE_COLUMN, codes_of
 from cnpj_assets.read.label_table import label_join
 from cnpj_assets.read.labels import IDENTIFICADOR_MATRIZ_FILIAL, SITUACAO_CADASTRAL
-from cnpj_assets.read.search_functions import ensure_functions, words_function
+from cnpj_assets.read.search_functions import ensure_functions, function, words_function
 from cnpj_assets.specs import EMPRESAS, ESTABELECIMENTOS, SOCIOS
 
 COLUMNS = (
@@ -202,16 +202,28 @@ def _name_tests(name: sql.Composable, mixed: bool) -> list[_Test]:
     """Every word in the razao social; or in the nome fantasia; or (`mixed`, a name of
     several words) each word in one of them, which needs a word in each."""
     words = sql.SQL("{}({})").format(words_function(), name)
+    patterns = sql.SQL("{}({})").format(function("search_patterns"), name)
     razao = sql.SQL("{}(c.razao_social)").format(words_function())
     fantasia = sql.SQL("{}(e.nome_fantasia)").format(words_function())
+    fold = function("search_fold")
     tests = [
-        _Test(sql.SQL("{} @> {}").format(razao, words), company=True),
-        _Test(sql.SQL("{} @> {}").format(fantasia, words)),
+        _Test(
+            sql.SQL("{}(c.razao_social) LIKE ALL ({}) AND {} @> {}").format(
+                fold, patterns, razao, words
+            ),
+            company=True,
+        ),
+        _Test(
+            sql.SQL("{}(e.nome_fantasia) LIKE ALL ({}) AND {} @> {}").format(
+                fold, patterns, fantasia, words
+            )
+        ),
     ]
     if mixed:
-        condition = sql.SQL("{r} && {w} AND {f} && {w} AND {r} || {f} @> {w}").format(
-            r=razao, f=fantasia, w=words
-        )
+        condition = sql.SQL(
+            "{fold}(concat_ws(' ', c.razao_social, e.nome_fantasia)) LIKE ALL ({p}) "
+            "AND {r} && {w} AND {f} && {w} AND {r} || {f} @> {w}"
+        ).format(fold=fold, p=patterns, r=razao, f=fantasia, w=words)
         tests.append(_Test(condition, company=True))
     return tests
 
@@ -510,7 +522,7 @@ def search_page(
         }
     statement = _query(_page_groups(filters, values), values, after is not None, limit=True)
     with connection.cursor(row_factory=dict_row) as db:
-        rows = db.execute(statement, parameters).fetchall()
+        rows = db.execute(statement, parameters, prepare=False).fetchall()
     following = None
     if len(rows) > limit:
         rows = rows[:limit]
