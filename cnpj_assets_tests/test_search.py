@@ -34,6 +34,7 @@ from cnpj_assets.read.search import (
     search_page,
     stream_rows,
 )
+from cnpj_assets.read.search_indexes import SEARCH_INDEXES, build_search_indexes
 from cnpj_assets.synthetic import write_release
 from cnpj_assets_tests.helpers import database_of_its_own, query
 
@@ -254,6 +255,42 @@ def test_each_filter_and_combination_equals_the_oracle(
     assert everything == oracle
     assert [row["cnpj"] for row in page] == oracle[:20]
     assert {row["release"] for row in page} == {RELEASE}
+
+
+@pytest.mark.parametrize("case", ["cnae secondary", "cnae repeated", "uf + cnae"])
+def test_cnae_falls_back_to_the_text_column_while_the_table_has_no_rows(
+    case: str, cases: dict[str, SearchFilters], rows: list[Row], server: ServerUrl
+) -> None:
+    """With the release's cnaes_secundarias rows gone (deleted in a transaction rolled
+    back after), a secondary CNAE is found by splitting cnae_fiscal_secundaria."""
+    filters = cases[case]
+    with psycopg.connect(server.url) as connection:
+        deleted = connection.execute(
+            "DELETE FROM cnpj.cnaes_secundarias WHERE release = %s", (RELEASE,)
+        ).rowcount
+        everything = [row["cnpj"] for row in stream_rows(connection, filters)]
+        page, _ = search_page(connection, filters, limit=20)
+        connection.rollback()
+    assert deleted > 0
+    assert everything == expected(rows, filters)
+    assert [row["cnpj"] for row in page] == everything[:20]
+
+
+def test_the_load_built_every_search_index_once(loaded: None, server: ServerUrl) -> None:
+    """`cnpj-assets load` ran build_search_indexes: every index valid on the release's
+    children; a second build finds them all and builds none."""
+    found = query(
+        server,
+        "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE c.relname LIKE %s",
+        (f"%{RELEASE.replace('-', '_')}_search_%",),
+    )
+    assert sorted(name.rsplit("_search_", 1)[1] for name, _ in found) == sorted(
+        index.name for index in SEARCH_INDEXES
+    )
+    assert all(valid for _, valid in found)
+    again = build_search_indexes(server.url, RELEASE, lambda _: None)
+    assert len(again) == len(SEARCH_INDEXES) and not any(b.built for b in again)
 
 
 def test_the_sql_function_gives_the_cli_rows(
