@@ -137,7 +137,11 @@ def load_release(release: str, landing: Path) -> int:
 
 def index_for_search(server: ServerUrl, release: str, landing: Path) -> int:
     """Run `build_search_indexes` on the loaded release: after the load's job, so the
-    publication never waited for it (as the sensor does for runs outside the CLI)."""
+    publication never waited for it (as the sensor does for runs outside the CLI);
+    skipped when the role may not install unaccent (the load warned at its start)."""
+    with psycopg.connect(server.url) as connection:
+        if missing_right(connection) is not None:
+            return 0  # the warning at the start of the load said what is missing
     result = execute_release_job(get_instance(server), release, landing, search_indexes_job)
     if not result.success:
         print_failures(result)
