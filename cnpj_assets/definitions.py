@@ -11,6 +11,11 @@ from cnpj_assets.defs.completo import cnpj_completo
 from cnpj_assets.defs.publication import cnpj_current
 from cnpj_assets.defs.resources import build_resources
 from cnpj_assets.defs.run_log_retention import purge_run_log_lines_job, purge_run_log_lines_schedule
+from cnpj_assets.defs.search_indexes import (
+    build_search_indexes_job,
+    search_indexes,
+    search_indexes_sensor,
+)
 from cnpj_assets.defs.sensors import landing_sensor
 from cnpj_assets.source import (
     build_source_resource,
@@ -28,10 +33,17 @@ defs = dg.Definitions(
         cnpj_current,
         changes,
         release_files,
+        search_indexes,
     ],
     asset_checks=TABLE_CHECKS,
-    jobs=[load_release_job, download_job, download_and_load_job, purge_run_log_lines_job],
-    sensors=[landing_sensor, share_sensor],
+    jobs=[
+        load_release_job,
+        download_job,
+        download_and_load_job,
+        purge_run_log_lines_job,
+        build_search_indexes_job,
+    ],
+    sensors=[landing_sensor, share_sensor, search_indexes_sensor],
     schedules=[purge_run_log_lines_schedule],
     resources={**build_resources(), "receita": build_source_resource()},
 )
@@ -40,6 +52,11 @@ defs = dg.Definitions(
 def release_job() -> dg.JobDefinition:
     """The declared `load_release` job, reconstructable: what the CLI's loads execute."""
     return defs.resolve_job_def(load_release_job.name)
+
+
+def search_indexes_job() -> dg.JobDefinition:
+    """The declared `build_search_indexes` job: what `cnpj-assets load` runs after publishing."""
+    return defs.resolve_job_def(build_search_indexes_job.name)
 
 
 def release_download_job() -> dg.JobDefinition:

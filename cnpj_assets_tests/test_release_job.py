@@ -56,7 +56,9 @@ def loaded(
     instance: dg.DagsterInstance, landing: Path, server: ServerUrl
 ) -> Iterator[dg.DagsterRun]:
     assert load_release(RELEASE, landing) == 0
-    (run,) = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": RELEASE}))
+    (run,) = instance.get_runs(
+        dg.RunsFilter(job_name="load_release", tags={"dagster/partition": RELEASE})
+    )
     yield run
     drop_release(server, RELEASE)
 
