@@ -9,10 +9,11 @@ Usage: CNPJ_HOME=... python benchmarks/bench_api.py --scale 0.02 [--clients 8]
 2. Starts `cnpj-assets serve` on a free loopback port, samples known CNPJs of the
    published release and valid CNPJs that are in no release.
 3. Steady phase: `--clients` threads, each with its own keep-alive connection, send a
-   mix of lookups of random known CNPJs (9 in 10) and of absent ones (1 in 10) for
-   `--seconds`: requests/s, p50/p95/p99 latency of the lookups, errors.
+   mix of lookups of random known CNPJs (85 in 100), of absent ones (10 in 100) and of
+   searches (`/?uf=..&limit=10`, 5 in 100) for `--seconds`: requests/s, p50/p95/p99
+   latency of the lookups and of the searches, errors.
 4. Load phase: the same clients while `cnpj-assets load` loads and publishes the next
-   release (bounded by `--load-timeout`): every answer must be 200 (known) or 404
+   release (bounded by `--load-timeout`): every answer must be 200 (known, search) or 404
    (absent, or known but gone in the new release), no request may wait more than 2 s,
    and the served release (header X-Cnpj-Release) must switch once: no request started
    after a client saw the new release reads the old one.
@@ -59,8 +60,8 @@ class Answer:
 
     started: float
     ended: float
-    known: bool
-    cnpj: str
+    kind: str  # known, absent or search
+    cnpj: str  # the CNPJ looked up, or the search's query string
     status: int
     release: str | None
 
@@ -150,13 +151,14 @@ def sql_rate(url: str, known: list[str], seconds: float) -> float:
 
 
 def client(
-    port: int, known: list[str], absent: list[str], stop: threading.Event, out: list[Answer]
+    port: int, targets: dict[str, list[str]], stop: threading.Event, out: list[Answer]
 ) -> None:
     rng = random.Random()
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     while not stop.is_set():
-        is_known = rng.random() < 0.9
-        cnpj = rng.choice(known if is_known else absent)
+        draw = rng.random()
+        kind = "known" if draw < 0.85 else "absent" if draw < 0.95 else "search"
+        cnpj = rng.choice(targets[kind])
         started = time.perf_counter()
         try:
             connection.request("GET", f"/{cnpj}")
@@ -167,16 +169,16 @@ def client(
             connection.close()
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             status, release = 0, None
-        out.append(Answer(started, time.perf_counter(), is_known, cnpj, status, release))
+        out.append(Answer(started, time.perf_counter(), kind, cnpj, status, release))
     connection.close()
 
 
 def run_clients(
-    port: int, known: list[str], absent: list[str], clients: int, until: threading.Event
+    port: int, targets: dict[str, list[str]], clients: int, until: threading.Event
 ) -> Phase:
     results: list[list[Answer]] = [[] for _ in range(clients)]
     threads = [
-        threading.Thread(target=client, args=(port, known, absent, until, results[i]))
+        threading.Thread(target=client, args=(port, targets, until, results[i]))
         for i in range(clients)
     ]
     started = time.perf_counter()
@@ -200,15 +202,19 @@ def percentile(values: list[float], share: float) -> float:
 
 def report(name: str, phase: Phase) -> float:
     answers = phase.answers
-    lookups = [a.seconds * 1000 for a in answers if a.known]
     rate = len(answers) / phase.seconds
     errors = sum(1 for a in answers if a.status not in (200, 404))
     print(
         f"{name}: {len(answers):,} requests in {phase.seconds:.1f} s = {rate:,.0f} req/s; "
-        f"lookups p50 {percentile(lookups, 0.5):.1f} ms, p95 {percentile(lookups, 0.95):.1f} ms, "
-        f"p99 {percentile(lookups, 0.99):.1f} ms, max {max(lookups):.0f} ms "
-        f"(mean {statistics.fmean(lookups):.1f}); errors {errors}"
+        f"errors {errors}"
     )
+    for kind in ("known", "absent", "search"):
+        times = [a.seconds * 1000 for a in answers if a.kind == kind]
+        print(
+            f"  {kind:<6} {len(times):>7,}: p50 {percentile(times, 0.5):.1f} ms, "
+            f"p95 {percentile(times, 0.95):.1f} ms, p99 {percentile(times, 0.99):.1f} ms, "
+            f"max {max(times):.0f} ms (mean {statistics.fmean(times):.1f})"
+        )
     return rate
 
 
@@ -221,12 +227,12 @@ def check_load_phase(url: str, phase: Phase, old: str, new: str) -> list[str]:
                 "SELECT c FROM unnest(%s::text[]) AS c WHERE NOT EXISTS (SELECT 1 FROM "
                 "cnpj.estabelecimentos e WHERE e.release = %s AND e.cnpj_basico = left(c, 8) "
                 "AND e.cnpj_ordem = substr(c, 9, 4) AND e.cnpj_dv = right(c, 2))",
-                (sorted({a.cnpj for a in phase.answers if a.known}), new),
+                (sorted({a.cnpj for a in phase.answers if a.kind == "known"}), new),
             )
         }
     problems = []
     for a in phase.answers:
-        expected = {200, 404} if a.cnpj in gone else {200} if a.known else {404}
+        expected = {200, 404} if a.cnpj in gone else {404} if a.kind == "absent" else {200}
         if a.status not in expected:
             problems.append(f"{a.cnpj} answered {a.status}")
     seen_new = [a.ended for a in phase.answers if a.release == new]
@@ -267,6 +273,12 @@ def main() -> None:
     url = server_url().url
     old, new = prepare(url, landing, args.scale)
     known, absent = sample(url, old, 5000)
+    with psycopg.connect(url) as connection:
+        states = [
+            r[0]
+            for r in connection.execute("SELECT DISTINCT uf FROM cnpj_current.estabelecimentos")
+        ]
+    targets = {"known": known, "absent": absent, "search": [f"?uf={uf}&limit=10" for uf in states]}
     print(f"serving {old}; {len(known):,} known and {len(absent):,} absent CNPJs; next {new}")
 
     port = free_port()
@@ -288,7 +300,7 @@ def main() -> None:
                 time.sleep(0.5)
         reference = sql_rate(url, known, min(args.seconds, 10))
         print(f"reference: SQL lookups, one connection: {reference:,.0f} statements/s")
-        steady = run_clients(port, known, absent, args.clients, timed_stop(args.seconds))
+        steady = run_clients(port, targets, args.clients, timed_stop(args.seconds))
         rate = report(f"steady, {args.clients} clients", steady)
         print(f"ratio api/sql: {rate / reference:.2f}")
         if args.steady_only:
@@ -311,7 +323,7 @@ def main() -> None:
             loading.set()
 
         threading.Thread(target=watch).start()
-        during = run_clients(port, known, absent, args.clients, loading)
+        during = run_clients(port, targets, args.clients, loading)
         report(f"during the load of {new}", during)
         problems = check_load_phase(url, during, old, new)
         served = sorted({a.release for a in during.answers if a.release})

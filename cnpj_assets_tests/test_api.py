@@ -379,10 +379,13 @@ def test_service_endpoints(api: Api) -> None:
     assert fetch(api.port, "/healthz").json() == {"status": "ok", "release": SECOND}
     root = fetch(api.port, "/")
     assert root.status == 302 and root.headers["location"] == "/docs"
+    assert fetch(api.port, "/?").status == 302
     docs = fetch(api.port, "/docs")
     assert docs.status == 200 and b"/openapi.json" in docs.body
     openapi = fetch(api.port, "/openapi.json").json()
-    assert {"/{cnpj}", "/{cnpj}/lineage", "/{cnpj}/history", "/updated"} <= set(openapi["paths"])
+    assert {"/", "/{cnpj}", "/{cnpj}/lineage", "/{cnpj}/history", "/updated"} <= set(
+        openapi["paths"]
+    )
     schema = openapi["components"]["schemas"]["Establishment"]
     assert list(schema["properties"]) == list(ESTABLISHMENT)
     fetch(api.port, "/not-a-cnpj")
@@ -446,3 +449,78 @@ def _role_exists(connection: psycopg.Connection) -> bool:
     return bool(
         connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (READER,)).fetchone()
     )
+
+
+def _search_all(port: int, query_string: str) -> list[dict]:
+    """Every page of a search, following its cursors."""
+    found, cursor = [], None
+    while True:
+        path = f"/?{query_string}" + (f"&cursor={cursor}" if cursor else "")
+        answer = fetch(port, path)
+        assert answer.status == 200, (path, answer.body[:200])
+        page = answer.json()
+        assert set(page) == {"data", "cursor"}
+        found += page["data"]
+        cursor = page["cursor"]
+        if cursor is None:
+            return found
+
+
+def _cnpjs(server: ServerUrl, condition: str, params: tuple) -> list[str]:
+    statement = (
+        "SELECT cnpj FROM cnpj.cnpj_completo WHERE release = %s AND "  # noqa: S608
+        f"{condition} ORDER BY cnpj"
+    )
+    return [r[0] for r in query(server, statement, (SECOND, *params))]
+
+
+def test_search_pages_as_the_tables_hold(api: Api, server: ServerUrl) -> None:
+    """OR within a parameter (commas or repeated), AND across them, pages by cursor with
+    no row twice, each row the establishment's whole answer."""
+    (first, second), (nature,) = (
+        [r[0] for r in query(server, sql_, (SECOND,))]
+        for sql_ in (
+            "SELECT uf FROM cnpj.estabelecimentos WHERE release = %s GROUP BY uf "
+            "ORDER BY count(*) DESC, uf LIMIT 2",
+            "SELECT natureza_juridica FROM cnpj.empresas WHERE release = %s "
+            "GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
+        )
+    )
+    both = _search_all(api.port, f"uf={first},{second}&limit=7")
+    expected = _cnpjs(server, "uf = ANY(%s)", ([first, second],))
+    assert [d["cnpj"] for d in both] == expected and len(expected) > 14
+    repeated = fetch(api.port, f"/?uf={first}&uf={second}&limit=7").json()
+    assert repeated["data"] == both[:7]
+    for document in both[:3]:
+        assert fetch(api.port, f"/{document['cnpj']}").json() == document
+    narrowed = _search_all(api.port, f"uf={first}&natureza_juridica={nature}")
+    assert [d["cnpj"] for d in narrowed] == _cnpjs(
+        server, "uf = %s AND natureza_juridica = %s", (first, nature)
+    )
+    partner = query(
+        server,
+        "SELECT cpf_cnpj_socio FROM cnpj.socios WHERE release = %s AND identificador_socio = '1' "
+        "ORDER BY cpf_cnpj_socio LIMIT 1",
+        (SECOND,),
+    )[0][0]
+    by_partner = _search_all(api.port, f"cnpf={partner}")
+    assert [d["cnpj"] for d in by_partner] == _cnpjs(
+        server, "socios @? ('$[*] ? (@.cpf_cnpj_socio == \"' || %s || '\")')::jsonpath", (partner,)
+    )
+    page = fetch(api.port, f"/?uf={first}&limit=3")
+    assert page.headers["x-cnpj-release"] == SECOND and "max-age=" in page.headers["cache-control"]
+
+
+def test_search_errors(api: Api) -> None:
+    for path in (
+        "/?uf=SP&limit=1025",
+        "/?uf=SP&limit=0",
+        "/?uf=SP&limit=many",
+        "/?estado=SP",
+        "/?uf=SP&cursor=not-a-cursor",
+        "/?cnae_fiscal=4711302",
+        "/?limit=10",
+    ):
+        answer = fetch(api.port, path)
+        assert answer.status == 400, path
+        assert set(answer.json()) == {"message"}

@@ -31,7 +31,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from cnpj_assets.api import openapi
+from cnpj_assets.api import openapi, search
 from cnpj_assets.api.metrics import Metrics
 from cnpj_assets.api.middleware import AnswerOptions, Observed
 from cnpj_assets.api.pool import open_pool
@@ -39,7 +39,9 @@ from cnpj_assets.api.settings import Settings
 from cnpj_assets.audit.queries import latest_publication
 from cnpj_assets.lineage import InvalidCnpj, find_lineage, parse_cnpj
 from cnpj_assets.lineage import to_json as lineage_json
+from cnpj_assets.one_line_error import OneLineError
 from cnpj_assets.read.establishment import find_establishment
+from cnpj_assets.read.search import SearchError
 from cnpj_assets.releases.history import find_history
 from cnpj_assets.releases.history import to_json as history_json
 
@@ -75,7 +77,7 @@ class Api:
         self.settings = settings
         self.metrics = metrics
         self.pool: ConnectionPool | None = None
-        self.openapi = openapi.document(search=False)
+        self.openapi = openapi.document()
 
     @property
     def connections(self) -> ConnectionPool:
@@ -89,9 +91,16 @@ class Api:
         return {"Cache-Control": f"public, max-age={max_age}"}
 
     def root(self, request: Request) -> Response:
+        """The search; with no parameter at all, the docs page (as minha-receita)."""
         if not request.query_params:
             return RedirectResponse("/docs", status_code=302)
-        return _message(501, "search is not available in this version of the API")
+        wanted = search.parse(request.query_params)
+        with self.connections.connection() as connection:
+            answer, release = search.page(connection, wanted)
+        headers = self._cache(None)
+        if release is not None:
+            headers["X-Cnpj-Release"] = release
+        return JSONResponse(answer, headers=headers)
 
     def cnpj(self, request: Request) -> Response:
         path: str = request.path_params["path"]
@@ -195,6 +204,9 @@ def _handlers() -> dict[Any, Any]:
     def invalid(request: Request, error: Exception) -> Response:
         return _message(400, f"invalid CNPJ: {error}")
 
+    def bad_search(request: Request, error: Exception) -> Response:
+        return _message(400, str(error))
+
     def not_found(request: Request, error: Exception) -> Response:
         return _message(404, str(error))
 
@@ -212,6 +224,8 @@ def _handlers() -> dict[Any, Any]:
     return {
         HTTPException: http,
         InvalidCnpj: invalid,
+        SearchError: bad_search,
+        OneLineError: unavailable,
         NotFound: not_found,
         NotPublished: unavailable,
         PoolTimeout: unavailable,

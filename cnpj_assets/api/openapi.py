@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from cnpj_assets.api.search import DEFAULT_LIMIT, FILTERS, LARGEST_LIMIT
 from cnpj_assets.read.establishment import FIELDS, Field
 
 _MESSAGE = {
@@ -58,10 +59,62 @@ def establishment_schema() -> dict[str, Any]:
     }
 
 
-def document(search: bool) -> dict[str, Any]:
-    """The OpenAPI 3.1 document; `search` says whether `GET /` searches."""
+def _search() -> dict[str, Any]:
+    """GET /: the search's parameters, and its page of establishments."""
+    parameters = [
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": f"{field}: values separated by commas or repeated are alternatives",
+            "schema": {"type": "string"},
+        }
+        for name, field in FILTERS.items()
+    ]
+    parameters += [
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "description": f"rows of a page, {DEFAULT_LIMIT} by default, at most {LARGEST_LIMIT}",
+            "schema": {"type": "integer", "minimum": 1, "maximum": LARGEST_LIMIT},
+        },
+        {
+            "name": "cursor",
+            "in": "query",
+            "required": False,
+            "description": "the cursor of the previous page: the next one, same release",
+            "schema": {"type": "string"},
+        },
+    ]
+    page = {
+        "type": "object",
+        "properties": {
+            "data": {"type": "array", "items": {"$ref": "#/components/schemas/Establishment"}},
+            "cursor": {"type": ["string", "null"]},
+        },
+        "required": ["data", "cursor"],
+    }
+    return {
+        "get": {
+            "summary": "Search establishments (no parameter: 302 to /docs)",
+            "parameters": parameters,
+            "responses": {
+                "200": _answer(
+                    "a page, and the cursor of the next one (null after the last)", page
+                ),
+                "302": {"description": "no parameter: the docs page"},
+                "400": _answer("an unknown parameter, a bad limit or cursor", _MESSAGE),
+            },
+        }
+    }
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document."""
     any_document = {"type": "object"}
     paths: dict[str, Any] = {
+        "/": _search(),
         "/{cnpj}": {
             "get": {
                 "summary": "One establishment, as minha-receita answers it",

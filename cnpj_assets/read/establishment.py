@@ -23,7 +23,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from cnpj_assets.defs.completo import view_statement
-from cnpj_assets.lineage import CnpjQuery
+from cnpj_assets.lineage import CnpjQuery, parse_cnpj
 from cnpj_assets.postgres import tables
 from cnpj_assets.releases.publication import CURRENT_SCHEMA
 from cnpj_assets.specs import ESTABELECIMENTOS
@@ -207,3 +207,16 @@ def find_establishment(
     with connection.cursor(row_factory=dict_row) as cursor:
         row = cursor.execute(_statement(release), params).fetchone()
     return None if row is None else Establishment(row["release"], document(row))
+
+
+def find_establishments(
+    connection: psycopg.Connection, release: str, cnpjs: list[str]
+) -> list[dict[str, Any]]:
+    """The answers for a page of CNPJs of one release (a search's), in the page's order.
+
+    One statement per CNPJ, the lookup's: a statement over a list of keys lets the
+    planner join the companies and partners of the whole release before narrowing.
+    Run them in one transaction to read one snapshot.
+    """
+    found = (find_establishment(connection, parse_cnpj(c), release) for c in cnpjs)
+    return [f.document for f in found if f is not None]
