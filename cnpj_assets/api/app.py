@@ -217,6 +217,11 @@ def _handlers() -> dict[Any, Any]:
             reason = "every database connection is busy"
         elif isinstance(error, psycopg.errors.UndefinedTable):
             reason = "no release is published yet"
+        elif isinstance(error, psycopg.errors.ReadOnlySqlTransaction):
+            reason = (
+                "the database lacks what this answer needs (the search's functions are made "
+                "by `cnpj-assets load`, the API never writes)"
+            )
         else:
             reason = str(error) or "the database is unreachable"
         return _message(503, reason, {"Retry-After": "5", **_NO_STORE})
@@ -231,6 +236,7 @@ def _handlers() -> dict[Any, Any]:
         PoolTimeout: unavailable,
         psycopg.OperationalError: unavailable,
         psycopg.errors.UndefinedTable: unavailable,
+        psycopg.errors.ReadOnlySqlTransaction: unavailable,
     }
 
 
