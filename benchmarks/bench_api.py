@@ -25,6 +25,7 @@ is `ratio api/sql`, requests/s of the API over statements/s of the SQL.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import os
 import random
@@ -37,17 +38,22 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import psycopg
 
-from cnpj_assets.api.pool import configure, session_options
-from cnpj_assets.audit.queries import published_release
-from cnpj_assets.cnpj_number import check_digits
-from cnpj_assets.lineage import parse_cnpj
-from cnpj_assets.postgres.server import server_url
-from cnpj_assets.read.establishment import find_establishment
-from cnpj_assets.synthetic import write_release
-from cnpj_assets.synthetic.evolve import evolve_release
-from cnpj_assets.synthetic.scale import companies_at_scale
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import postgres_cpu_seconds, process_cpu_seconds  # noqa: E402
+
+from cnpj_assets.api.pool import configure, session_options  # noqa: E402
+from cnpj_assets.audit.queries import published_release  # noqa: E402
+from cnpj_assets.cnpj_number import check_digits  # noqa: E402
+from cnpj_assets.lineage import parse_cnpj  # noqa: E402
+from cnpj_assets.postgres.server import server_url  # noqa: E402
+from cnpj_assets.read.establishment import find_establishment  # noqa: E402
+from cnpj_assets.synthetic import write_release  # noqa: E402
+from cnpj_assets.synthetic.evolve import evolve_release  # noqa: E402
+from cnpj_assets.synthetic.scale import companies_at_scale  # noqa: E402
 
 FIRST = "2026-10"
 MAX_WAIT = 2.0
@@ -189,6 +195,45 @@ def run_clients(
     return Phase([a for r in results for a in r], time.perf_counter() - started)
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process and its children (uvicorn's workers), user and system."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in (root, *root.children(recursive=True)):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+class CpuMeter:
+    """CPU the API, its PostgreSQL and the clients used between `start` and `per_request`:
+    a measure the other work of a shared machine does not inflate the way it does latency."""
+
+    def __init__(self, server_pid: int, postmaster: int) -> None:
+        self.server_pid, self.postmaster = server_pid, postmaster
+        self.start()
+
+    def _now(self) -> tuple[float, float, float]:
+        return (
+            tree_cpu_seconds(self.server_pid),
+            postgres_cpu_seconds(self.postmaster),
+            process_cpu_seconds(),
+        )
+
+    def start(self) -> None:
+        self.started = self._now()
+
+    def per_request(self, requests: int) -> str:
+        used = [(b - a) * 1000 / requests for a, b in zip(self.started, self._now(), strict=True)]
+        server = used[0] + used[1]
+        return (
+            f"CPU per request: API {used[0]:.2f} ms + PostgreSQL {used[1]:.2f} ms "
+            f"(clients {used[2]:.2f} ms): the server side alone fills 2 cores at "
+            f"{2000 / server:,.0f} req/s"
+        )
+
+
 def timed_stop(seconds: float) -> threading.Event:
     stop = threading.Event()
     threading.Timer(seconds, stop.set).start()
@@ -300,8 +345,16 @@ def main() -> None:
                 time.sleep(0.5)
         reference = sql_rate(url, known, min(args.seconds, 10))
         print(f"reference: SQL lookups, one connection: {reference:,.0f} statements/s")
+        postmaster = int(
+            (Path(os.environ["CNPJ_HOME"]) / "pgdata" / "postmaster.pid").read_text().split()[0]
+        )
+        meter = CpuMeter(server.pid, postmaster)
         steady = run_clients(port, targets, args.clients, timed_stop(args.seconds))
         rate = report(f"steady, {args.clients} clients", steady)
+        print(meter.per_request(len(steady.answers)))
+        print(
+            f"load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        )
         print(f"ratio api/sql: {rate / reference:.2f}")
         if args.steady_only:
             return
