@@ -142,6 +142,29 @@ def _export(args: argparse.Namespace) -> int:
     return export(args.release, args.table, args.format, args.out, args.force)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from cnpj_assets.api.serve import serve
+
+    return serve(args.host, args.port, args.workers)
+
+
+def _search(args: argparse.Namespace) -> int:
+    from cnpj_assets.read.search import SearchFilters
+    from cnpj_assets.read.search_command import run
+
+    filters = SearchFilters(
+        name=args.name,
+        uf=tuple(args.uf),
+        municipio=tuple(args.municipio),
+        cnae=tuple(args.cnae),
+        natureza=tuple(args.natureza),
+        situacao=tuple(args.situacao),
+        socio=tuple(args.socio),
+        matriz=args.matriz,
+    )
+    return run(filters, args.limit, args.cursor, args.format, args.out, args.release)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cnpj-assets", description="Load the Receita Federal CNPJ open data into PostgreSQL."
@@ -231,6 +254,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--force", action="store_true", help="export a release not published")
     export.set_defaults(handler=_export)
+
+    serve = command("serve", "serve the published release over HTTP (minha-receita's shape)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes")
+    serve.set_defaults(handler=_serve)
+
+    search = command(
+        "search", "find establishments by name, place, activity, partner (docs/search.md)"
+    )
+    search.add_argument(
+        "--name", help="every word in the razao social, or every word in the nome fantasia"
+    )
+    for flag, what in (
+        ("uf", "state, e.g. SP"),
+        ("municipio", "RFB municipality code"),
+        ("cnae", "activity code, principal or secondary"),
+        ("natureza", "legal nature code"),
+        ("situacao", "status code, e.g. 02 (ATIVA)"),
+        ("socio", "partner CPF, CNPJ or name"),
+    ):
+        search.add_argument(f"--{flag}", action="append", default=[], help=f"{what}; repeat to OR")
+    search.add_argument("--matriz", action="store_true", help="head offices only")
+    search.add_argument("--limit", type=int, default=20, help="rows of a page (table, json)")
+    search.add_argument("--cursor", help="continue after the page that printed this cursor")
+    search.add_argument(
+        "--format",
+        choices=("table", "json", "csv"),
+        default="table",
+        help="output; csv writes every row",
+    )
+    search.add_argument("--out", help="write to this file instead of stdout")
+    search.add_argument("--release", help="read this release (YYYY-MM), not the published one")
+    search.set_defaults(handler=_search)
     return parser
 
 

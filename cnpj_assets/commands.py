@@ -20,6 +20,7 @@ from cnpj_assets.definitions import (
     release_after_publication_job,
     release_download_job,
     release_job,
+    search_indexes_job,
 )
 from cnpj_assets.defs.assets import RELEASES
 from cnpj_assets.export.destination import resolve, shown_url
@@ -30,6 +31,7 @@ from cnpj_assets.postgres.access import check_access
 from cnpj_assets.postgres.control import embedded_server
 from cnpj_assets.postgres.server import ServerUrl, server_url
 from cnpj_assets.postgres.tables import SCHEMA
+from cnpj_assets.read.search_functions import missing_right
 from cnpj_assets.releases.precheck import checked_release
 from cnpj_assets.releases.publication import CURRENT_SCHEMA
 from cnpj_assets.runs.healing import heal_dead_runs
@@ -90,6 +92,10 @@ def run_release_job(
     validate_release_name(release)
     server = server_url()
     check_access(server.url, DATA_SCHEMAS)
+    with psycopg.connect(server.url) as connection:
+        search_problem = missing_right(connection)
+    if search_problem:
+        print(f"warning: {search_problem}; loads and publication go on without it", flush=True)
     instance = get_instance(server)
     print(f"PostgreSQL: {server.redacted()}", flush=True)
     print(f"Dagster instance: {os.environ['DAGSTER_HOME']}", flush=True)
@@ -142,7 +148,8 @@ def load_release(release: str, landing: Path) -> int:
         print_failures(result)
         print(f"load of {release} FAILED; see the run {result.run_id} in `cnpj-assets ui`")
         return 1
-    return build_after_publication(server, release, landing)
+    built = build_after_publication(server, release, landing)
+    return index_for_search(server, release, landing) or built
 
 
 def build_after_publication(server: ServerUrl, release: str, landing: Path) -> int:
@@ -163,6 +170,22 @@ def build_after_publication(server: ServerUrl, release: str, landing: Path) -> i
         )
         return 1
     print(f"{release}: cnaes_secundarias built")
+    return 0
+
+
+def index_for_search(server: ServerUrl, release: str, landing: Path) -> int:
+    """Run `build_search_indexes` on the loaded release: after the load's job, so the
+    publication never waited for it (as the sensor does for runs outside the CLI);
+    skipped when the role may not install unaccent (the load warned at its start)."""
+    with psycopg.connect(server.url) as connection:
+        if missing_right(connection) is not None:
+            return 0  # the warning at the start of the load said what is missing
+    result = execute_release_job(get_instance(server), release, landing, search_indexes_job)
+    if not result.success:
+        print_failures(result)
+        print(f"search indexes of {release} FAILED (search still answers, slower)")
+        return 1
+    print(f"{release}: search indexes built (cnpj-assets search, docs/search.md)")
     return 0
 
 

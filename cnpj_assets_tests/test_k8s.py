@@ -223,3 +223,30 @@ def test_an_unknown_executor_is_a_clear_error() -> None:
     )
     assert done.returncode != 0
     assert "CNPJ_EXECUTOR='celery': expected one of threads, k8s" in done.stderr
+
+
+def test_the_api_runs_beside_dagster_from_the_project_image_ready_on_healthz() -> None:
+    """deploy/helm/cnpj-api: the code location's image, `cnpj-assets serve` as its command
+    (parsed by the CLI as the container would run it), readiness on /healthz, the
+    database from a secret."""
+    from cnpj_assets.cli import build_parser
+
+    chart = DEPLOY / "helm" / "cnpj-api"
+    values = yaml.safe_load((chart / "values.yaml").read_text())
+    (deployment,) = HELM_VALUES["dagster-user-deployments"]["deployments"]
+    assert values["image"] == deployment["image"]
+    command = [
+        *values["command"],
+        "--port",
+        str(values["port"]),
+        "--workers",
+        str(values["workers"]),
+    ]
+    assert command[0] == "cnpj-assets"
+    args = build_parser().parse_args(command[1:])
+    assert (args.command, args.host, args.port) == ("serve", "0.0.0.0", values["port"])
+    assert values["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert values["envSecrets"] and not any("DATABASE_URL" in e["name"] for e in values["env"])
+    template = (chart / "templates" / "deployment.yaml").read_text()
+    for key in ("command", "readinessProbe", "envSecrets", "port", "workers"):
+        assert f".Values.{key}" in template

@@ -199,7 +199,9 @@ def test_a_lost_server_ends_the_load_in_a_line_and_the_next_load_heals_twice_in_
         ), healer.text()[:3000]
         assert_exact(postgres_server, landing, LOST)
         assert pool_holders(instance) == []
-    runs = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": LOST}))
+    runs = instance.get_runs(
+        dg.RunsFilter(job_name="load_release", tags={"dagster/partition": LOST})
+    )
     assert [r.status for r in runs] == [
         dg.DagsterRunStatus.SUCCESS,
         dg.DagsterRunStatus.FAILURE,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import NamedTuple
 
 import psycopg
@@ -32,15 +33,22 @@ def latest_completed_load(
     return CompletedLoad(*row) if row else None
 
 
-_PUBLISHED = """
-SELECT release FROM cnpj_audit.publication WHERE outcome = 'published' ORDER BY id DESC LIMIT 1
+_LATEST_PUBLICATION = """
+SELECT release, published_at FROM cnpj_audit.publication WHERE outcome = 'published'
+ORDER BY id DESC LIMIT 1
 """
+
+
+def latest_publication(connection: psycopg.Connection) -> tuple[str, datetime] | None:
+    """The release cnpj_current shows and when it was published there, if any was."""
+    row = connection.execute(_LATEST_PUBLICATION).fetchone()
+    return (row[0], row[1]) if row else None
 
 
 def published_release(connection: psycopg.Connection) -> str | None:
     """The release cnpj_current shows: the last one published."""
-    row = connection.execute(_PUBLISHED).fetchone()
-    return row[0] if row else None
+    latest = latest_publication(connection)
+    return latest[0] if latest else None
 
 
 _PUBLISHED_BEFORE = """

@@ -80,16 +80,26 @@ class _Part:
 
 
 def _lookup_join(
-    lookup: TableSpec, alias: str, source_alias: str, code: sql.Composable
+    lookup: TableSpec, alias: str, source_alias: str, code: sql.Composable, point: bool = False
 ) -> sql.Composed:
     """LEFT JOIN one row per code of the row's release's lookup (a repeated code must not fan
     out); the release and the code are DISTINCT ON columns, so a reader's filter on the
-    release reaches the lookup's partition."""
-    return sql.SQL(
-        "LEFT JOIN (SELECT DISTINCT ON (release, codigo) release, codigo, descricao "
+    release reaches the lookup's partition.
+
+    `point` reads the same row (the code's first by sub-batch) through the lookup's index,
+    one probe per row: what a read of a few establishments wants, where the DISTINCT ON
+    form sorts every lookup whole for each statement.
+    """
+    template = (
+        "LEFT JOIN LATERAL (SELECT l.descricao FROM {lookup} l "
+        "WHERE l.release = {source}.release AND l.codigo = {code} "
+        "ORDER BY l._subbatch_id LIMIT 1) AS {alias} ON true"
+        if point
+        else "LEFT JOIN (SELECT DISTINCT ON (release, codigo) release, codigo, descricao "
         "FROM {lookup} ORDER BY release, codigo, _subbatch_id) AS {alias} "
         "ON {alias}.release = {source}.release AND {alias}.codigo = {code}"
-    ).format(
+    )
+    return sql.SQL(template).format(
         lookup=tables.qualified(lookup.name),
         alias=sql.Identifier(alias),
         source=sql.Identifier(source_alias),
@@ -97,7 +107,7 @@ def _lookup_join(
     )
 
 
-def _spec_part(spec: TableSpec, alias: str, skip: Iterable[str] = ()) -> _Part:
+def _spec_part(spec: TableSpec, alias: str, skip: Iterable[str] = (), point: bool = False) -> _Part:
     """Every column of a source table, each code followed by its lookup description."""
     columns, joins = [], []
     for column in spec.columns:
@@ -133,7 +143,7 @@ def _spec_part(spec: TableSpec, alias: str, skip: Iterable[str] = ()) -> _Part:
         if lookup is None or not lookup.is_lookup:
             continue
         lookup_alias = f"{alias}_{column.name}"
-        joins.append(_lookup_join(lookup, lookup_alias, alias, value))
+        joins.append(_lookup_join(lookup, lookup_alias, alias, value, point))
         columns.append(
             CompletoColumn(
                 f"{column.name}_descricao",
@@ -199,11 +209,11 @@ def _partners_join(part: _Part) -> sql.Composed:
     )
 
 
-def _build_columns() -> tuple[list[CompletoColumn], list[sql.Composable]]:
-    establishment = _spec_part(ESTABELECIMENTOS, "e")
-    company = _spec_part(EMPRESAS, "em", skip=("cnpj_basico",))
-    simples = _spec_part(SIMPLES, "si", skip=("cnpj_basico",))
-    partners = _spec_part(SOCIOS, "p", skip=("cnpj_basico",))
+def _build_columns(point: bool = False) -> tuple[list[CompletoColumn], list[sql.Composable]]:
+    establishment = _spec_part(ESTABELECIMENTOS, "e", point=point)
+    company = _spec_part(EMPRESAS, "em", skip=("cnpj_basico",), point=point)
+    simples = _spec_part(SIMPLES, "si", skip=("cnpj_basico",), point=point)
+    partners = _spec_part(SOCIOS, "p", skip=("cnpj_basico",), point=point)
     key = tuple((ESTABELECIMENTOS.name, c) for c in ESTABELECIMENTOS.key or ())
     columns = [
         CompletoColumn(
@@ -255,19 +265,28 @@ def _build_columns() -> tuple[list[CompletoColumn], list[sql.Composable]]:
 
 COLUMNS, _JOINS = _build_columns()
 """The columns of cnpj.cnpj_completo in table order, and the joins their SQL needs."""
+_POINT_JOINS = _build_columns(point=True)[1]
+"""The same joins with each lookup read by its index (`_lookup_join`'s `point`)."""
 
 
 VIEW = tables.qualified(COMPLETO.name)
 
 
-def view_statement() -> sql.Composed:
-    """The view's SELECT: every establishment of every release, with what it joins."""
+def view_statement(
+    establishments: sql.Composable | None = None, point: bool = False
+) -> sql.Composed:
+    """The view's SELECT: every establishment of every release, with what it joins.
+
+    A reader of a few establishments (read/establishment.py) gets the same columns with
+    `point` lookups, over the establishments it names (`cnpj_current.estabelecimentos` for
+    the published release), and adds its own WHERE with the alias `e`.
+    """
     return sql.SQL("SELECT {values} FROM {establishments} e {joins}").format(
         values=sql.SQL(", ").join(
             sql.SQL("{} AS {}").format(c.expression, sql.Identifier(c.name)) for c in COLUMNS
         ),
-        establishments=tables.qualified(ESTABELECIMENTOS.name),
-        joins=sql.SQL(" ").join(_JOINS),
+        establishments=establishments or tables.qualified(ESTABELECIMENTOS.name),
+        joins=sql.SQL(" ").join(_POINT_JOINS if point else _JOINS),
     )
 
 

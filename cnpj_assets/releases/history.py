@@ -136,6 +136,11 @@ def _json_default(value: object) -> str:
     return str(value)
 
 
+def to_json(history: History) -> str:
+    """The answer for machines (`history --json`, the API's `/{cnpj}/history`)."""
+    return json.dumps(asdict(history), default=_json_default, ensure_ascii=False, indent=1)
+
+
 def run(
     text: str, as_json: bool = False, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
@@ -149,11 +154,5 @@ def run(
     if not history.snapshots and not history.changes:
         print(f"CNPJ {query.formatted} is in no loaded release", file=err)
         return EXIT_NOT_FOUND
-    if as_json:
-        print(
-            json.dumps(asdict(history), default=_json_default, ensure_ascii=False, indent=1),
-            file=out,
-        )
-    else:
-        print(format_history(query, history), file=out)
+    print(to_json(history) if as_json else format_history(query, history), file=out)
     return EXIT_FOUND

@@ -26,6 +26,7 @@ from cnpj_assets.postgres import tables
 from cnpj_assets.postgres.access import ensure_schema
 from cnpj_assets.postgres.brief_locks import LockPolicy, with_brief_locks
 from cnpj_assets.read import cnaes_secundarias
+from cnpj_assets.read.search_function import create_search_function
 from cnpj_assets.specs import TABLES
 
 CURRENT_SCHEMA = "cnpj_current"
@@ -61,7 +62,7 @@ def _record(connection: psycopg.Connection, publication: Publication, run_id: st
 
 def _point_views(connection: psycopg.Connection, release: str) -> None:
     """Every cnpj_current view over the release's rows (replaced, or re-created when a
-    table's columns changed since the view was made)."""
+    table's columns changed since the view was made), and the search function over it."""
     ensure_schema(connection, CURRENT_SCHEMA)
     for name in VIEWS:
         view = sql.Identifier(CURRENT_SCHEMA, name)
@@ -78,6 +79,7 @@ def _point_views(connection: psycopg.Connection, release: str) -> None:
         except psycopg.errors.InvalidTableDefinition:
             connection.execute(sql.SQL("DROP VIEW {}").format(view))
             connection.execute(sql.SQL("CREATE VIEW {} AS {}").format(view, select))
+    create_search_function(connection, CURRENT_SCHEMA, release)
     connection.execute(
         sql.SQL("COMMENT ON SCHEMA {} IS {}").format(
             sql.Identifier(CURRENT_SCHEMA), sql.Literal(f"the published CNPJ release: {release}")
