@@ -137,10 +137,12 @@ def partner_document(value: str) -> str | None:
 
 @dataclass(frozen=True)
 class _Test:
-    """One condition of a branch, and whether it reads the company (alias `c`)."""
+    """One condition of a branch, whether it reads the company (alias `c`), and whether
+    the branch is driven by the secondary activities (alias `s`) instead of `e`."""
 
     condition: sql.Composable
     company: bool = False
+    secondary: bool = False
 
 
 @dataclass(frozen=True)
@@ -175,14 +177,8 @@ def _cnae_tests(values: _Values, many: bool) -> list[_Test]:
     rows_exist = sql.SQL("EXISTS ({})").format(
         _release_rows(CNAES_SECUNDARIAS.name, values.release)
     )
-    secondary = sql.SQL(
-        "{rows_exist} AND (e.cnpj_basico, e.cnpj_ordem, e.cnpj_dv) IN (SELECT s.cnpj_basico, "
-        "s.cnpj_ordem, s.cnpj_dv FROM {table} AS s WHERE s.release = {release} AND {member})"
-    ).format(
-        rows_exist=rows_exist,
-        table=tables.qualified(CNAES_SECUNDARIAS.name),
-        release=values.release,
-        member=_member(sql.Identifier("s", "cnae"), code, many),
+    secondary = sql.SQL("{rows_exist} AND {member}").format(
+        rows_exist=rows_exist, member=_member(sql.Identifier("s", "cnae"), code, many)
     )
     split = sql.SQL(
         "NOT {rows_exist} AND EXISTS (SELECT 1 FROM {codes} AS x WHERE {member})"
@@ -193,7 +189,7 @@ def _cnae_tests(values: _Values, many: bool) -> list[_Test]:
     )
     return [
         _Test(_member(_e("cnae_fiscal_principal"), code, many)),
-        _Test(secondary),
+        _Test(secondary, secondary=True),
         _Test(split),
     ]
 
@@ -324,23 +320,43 @@ def _function_groups(values: _Values) -> list[list[_Test]]:
 
 
 def _branch(tests: tuple[_Test, ...], values: _Values, after: bool, limit: bool) -> sql.Composed:
-    """The keys of the establishments passing every test, ordered by CNPJ."""
+    """The distinct keys of the establishments passing every test, ordered by CNPJ.
+
+    A secondary-CNAE branch reads the code's rows of cnaes_secundarias in CNPJ order (its
+    index) and looks each establishment up: a lateral fenced by OFFSET 0, as a merge join
+    with the establishments in CNPJ order read 87 k of them for 21 rows (2 s).
+    """
+    if any(t.secondary for t in tests):
+        key = "s"
+        source = sql.SQL(
+            "{secondary} AS s CROSS JOIN LATERAL (SELECT * FROM {establishments} AS e0 "
+            "WHERE e0.release = s.release AND e0.cnpj_basico = s.cnpj_basico "
+            "AND e0.cnpj_ordem = s.cnpj_ordem AND e0.cnpj_dv = s.cnpj_dv OFFSET 0) AS e"
+        ).format(
+            secondary=tables.qualified(CNAES_SECUNDARIAS.name),
+            establishments=tables.qualified(ESTABELECIMENTOS.name),
+        )
+    else:
+        key = "e"
+        source = sql.SQL("{} AS e").format(tables.qualified(ESTABELECIMENTOS.name))
+    columns = sql.SQL(", ").join(sql.Identifier(key, c) for c in KEY)
     company = sql.SQL(
-        "LEFT JOIN {empresas} AS c ON c.release = e.release AND c.cnpj_basico = e.cnpj_basico "
+        " LEFT JOIN {empresas} AS c ON c.release = e.release AND c.cnpj_basico = e.cnpj_basico"
     ).format(empresas=tables.qualified(EMPRESAS.name))
-    conditions = [sql.SQL("e.release = {}").format(values.release)]
+    conditions = [sql.SQL("{}.release = {}").format(sql.Identifier(key), values.release)]
     if after:
         conditions.append(
-            sql.SQL("(e.cnpj_basico, e.cnpj_ordem, e.cnpj_dv) > ({}, {}, {})").format(
-                *(values.value(f"after_{k}") for k in ("basico", "ordem", "dv"))
+            sql.SQL("({}) > ({}, {}, {})").format(
+                columns, *(values.value(f"after_{k}") for k in ("basico", "ordem", "dv"))
             )
         )
     conditions += [t.condition for t in tests]
     return sql.SQL(
-        "(SELECT e.cnpj_basico, e.cnpj_ordem, e.cnpj_dv FROM {establishments} AS e {company}"
+        "(SELECT DISTINCT {columns} FROM {source}{company} "
         "WHERE {conditions} ORDER BY 1, 2, 3{limit})"
     ).format(
-        establishments=tables.qualified(ESTABELECIMENTOS.name),
+        columns=columns,
+        source=source,
         company=company if any(t.company for t in tests) else sql.SQL(""),
         conditions=sql.SQL(" AND ").join(conditions),
         limit=sql.SQL(" LIMIT {}").format(values.value("limit")) if limit else sql.SQL(""),
@@ -358,7 +374,7 @@ def _query(groups: list[list[_Test]], values: _Values, after: bool, limit: bool)
     """The rows of the first `limit` keys of the branches' union, with their names and labels."""
     branches = [_branch(combo, values, after, limit) for combo in product(*groups)]
     keys = sql.SQL(
-        "SELECT DISTINCT cnpj_basico, cnpj_ordem, cnpj_dv FROM ({union}) AS u "
+        "SELECT DISTINCT u.cnpj_basico, u.cnpj_ordem, u.cnpj_dv FROM ({union}) AS u "
         "ORDER BY 1, 2, 3{limit}"
     ).format(
         union=sql.SQL(" UNION ALL ").join(branches),
