@@ -25,7 +25,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from itertools import product
 from typing import Any
 
@@ -290,9 +290,11 @@ def _function_groups(values: _Values) -> list[list[_Test]]:
     def optional(argument: str, tests: list[_Test]) -> list[_Test]:
         given = sql.SQL("{} IS NOT NULL").format(values.value(argument))
         first, *others = tests
-        guarded = [_Test(sql.SQL("(NOT {} OR {})").format(given, first.condition), first.company)]
+        guarded = [
+            replace(first, condition=sql.SQL("(NOT {} OR {})").format(given, first.condition))
+        ]
         guarded += [
-            _Test(sql.SQL("({} AND {})").format(given, t.condition), t.company) for t in others
+            replace(t, condition=sql.SQL("({} AND {})").format(given, t.condition)) for t in others
         ]
         return guarded
 
