@@ -138,11 +138,13 @@ def partner_document(value: str) -> str | None:
 @dataclass(frozen=True)
 class _Test:
     """One condition of a branch, whether it reads the company (alias `c`), and whether
-    the branch is driven by the secondary activities (alias `s`) instead of `e`."""
+    the branch is better driven by the secondary activities (`secondary`, alias `s`) or
+    by the companies (`by_company`) than by the establishments."""
 
     condition: sql.Composable
     company: bool = False
     secondary: bool = False
+    by_company: bool = False
 
 
 @dataclass(frozen=True)
@@ -202,17 +204,18 @@ def _name_tests(name: sql.Composable, mixed: bool) -> list[_Test]:
     razao = sql.SQL("{}(c.razao_social)").format(words_function())
     fantasia = sql.SQL("{}(e.nome_fantasia)").format(words_function())
     fold = function("search_fold")
-    tests = [
+    tests = [  # the first, driven by the establishments, carries "no name" in the function
+        _Test(
+            sql.SQL("{}(e.nome_fantasia) LIKE ALL ({}) AND {} @> {}").format(
+                fold, patterns, fantasia, words
+            )
+        ),
         _Test(
             sql.SQL("{}(c.razao_social) LIKE ALL ({}) AND {} @> {}").format(
                 fold, patterns, razao, words
             ),
             company=True,
-        ),
-        _Test(
-            sql.SQL("{}(e.nome_fantasia) LIKE ALL ({}) AND {} @> {}").format(
-                fold, patterns, fantasia, words
-            )
+            by_company=True,
         ),
     ]
     if mixed:
@@ -220,7 +223,7 @@ def _name_tests(name: sql.Composable, mixed: bool) -> list[_Test]:
             "{fold}(concat_ws(' ', c.razao_social, e.nome_fantasia)) LIKE ALL ({p}) "
             "AND {r} && {w} AND {f} && {w} AND {r} || {f} @> {w}"
         ).format(fold=fold, p=patterns, r=razao, f=fantasia, w=words)
-        tests.append(_Test(condition, company=True))
+        tests.append(_Test(condition, company=True, by_company=True))
     return tests
 
 
@@ -325,33 +328,51 @@ def _branch(tests: tuple[_Test, ...], values: _Values, after: bool, limit: bool)
     """The distinct keys of the establishments passing every test, ordered by CNPJ.
 
     A secondary-CNAE branch reads the code's rows of cnaes_secundarias in CNPJ order (its
-    index) and looks each establishment up: a lateral fenced by OFFSET 0, as a merge join
-    with the establishments in CNPJ order read 87 k of them for 21 rows (2 s).
+    index), a razao-social branch the companies (their word index, or their key in CNPJ
+    order), and each looks the establishments up through a lateral fenced by OFFSET 0:
+    joined plainly, the planner misjudged the join's rows and walked the establishments
+    (a merge join read 87 k of them for 21 rows; a rare word scanned all 18 M).
     """
+    lookup = sql.SQL(
+        "CROSS JOIN LATERAL (SELECT * FROM {establishments} AS e0 WHERE e0.release = {d}.release "
+        "AND e0.cnpj_basico = {d}.cnpj_basico{rest} OFFSET 0) AS e"
+    )
+    establishments = tables.qualified(ESTABELECIMENTOS.name)
+    company_join = any(t.company for t in tests)
     if any(t.secondary for t in tests):
-        key = "s"
-        source = sql.SQL(
-            "{secondary} AS s CROSS JOIN LATERAL (SELECT * FROM {establishments} AS e0 "
-            "WHERE e0.release = s.release AND e0.cnpj_basico = s.cnpj_basico "
-            "AND e0.cnpj_ordem = s.cnpj_ordem AND e0.cnpj_dv = s.cnpj_dv OFFSET 0) AS e"
-        ).format(
-            secondary=tables.qualified(CNAES_SECUNDARIAS.name),
-            establishments=tables.qualified(ESTABELECIMENTOS.name),
+        driver = "s"
+        keys = [sql.Identifier("s", c) for c in KEY]
+        source = sql.SQL("{} AS s ").format(
+            tables.qualified(CNAES_SECUNDARIAS.name)
+        ) + lookup.format(
+            establishments=establishments,
+            d=sql.Identifier("s"),
+            rest=sql.SQL(" AND e0.cnpj_ordem = s.cnpj_ordem AND e0.cnpj_dv = s.cnpj_dv"),
         )
+    elif any(t.by_company for t in tests):
+        driver = "c"
+        keys = [
+            sql.Identifier("c", KEY[0]),
+            sql.Identifier("e", KEY[1]),
+            sql.Identifier("e", KEY[2]),
+        ]
+        source = sql.SQL("{} AS c ").format(tables.qualified(EMPRESAS.name)) + lookup.format(
+            establishments=establishments, d=sql.Identifier("c"), rest=sql.SQL("")
+        )
+        company_join = False
     else:
-        key = "e"
-        source = sql.SQL("{} AS e").format(tables.qualified(ESTABELECIMENTOS.name))
-    columns = sql.SQL(", ").join(sql.Identifier(key, c) for c in KEY)
+        driver = "e"
+        keys = [sql.Identifier("e", c) for c in KEY]
+        source = sql.SQL("{} AS e").format(establishments)
+    columns = sql.SQL(", ").join(keys)
     company = sql.SQL(
         " LEFT JOIN {empresas} AS c ON c.release = e.release AND c.cnpj_basico = e.cnpj_basico"
     ).format(empresas=tables.qualified(EMPRESAS.name))
-    conditions = [sql.SQL("{}.release = {}").format(sql.Identifier(key), values.release)]
+    conditions = [sql.SQL("{}.release = {}").format(sql.Identifier(driver), values.release)]
     if after:
-        conditions.append(
-            sql.SQL("({}) > ({}, {}, {})").format(
-                columns, *(values.value(f"after_{k}") for k in ("basico", "ordem", "dv"))
-            )
-        )
+        bound = [values.value(f"after_{k}") for k in ("basico", "ordem", "dv")]
+        conditions.append(sql.SQL("{} >= {}").format(keys[0], bound[0]))
+        conditions.append(sql.SQL("({}) > ({}, {}, {})").format(columns, *bound))
     conditions += [t.condition for t in tests]
     return sql.SQL(
         "(SELECT DISTINCT {columns} FROM {source}{company} "
@@ -359,7 +380,7 @@ def _branch(tests: tuple[_Test, ...], values: _Values, after: bool, limit: bool)
     ).format(
         columns=columns,
         source=source,
-        company=company if any(t.company for t in tests) else sql.SQL(""),
+        company=company if company_join else sql.SQL(""),
         conditions=sql.SQL(" AND ").join(conditions),
         limit=sql.SQL(" LIMIT {}").format(values.value("limit")) if limit else sql.SQL(""),
     )
@@ -539,7 +560,8 @@ def search_page(
             "after_dv": after.after[12:],
         }
     statement = _query(_page_groups(filters, values), values, after is not None, limit=True)
-    with connection.cursor(row_factory=dict_row) as db:
+    with connection.transaction(), connection.cursor(row_factory=dict_row) as db:
+        db.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         rows = db.execute(statement, parameters, prepare=False).fetchall()
     following = None
     if len(rows) > limit:
