@@ -25,7 +25,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from itertools import product
 from typing import Any
 
@@ -137,10 +137,14 @@ def partner_document(value: str) -> str | None:
 
 @dataclass(frozen=True)
 class _Test:
-    """One condition of a branch, and whether it reads the company (alias `c`)."""
+    """One condition of a branch, whether it reads the company (alias `c`), and whether
+    the branch is better driven by the secondary activities (`secondary`, alias `s`) or
+    by the companies (`by_company`) than by the establishments."""
 
     condition: sql.Composable
     company: bool = False
+    secondary: bool = False
+    by_company: bool = False
 
 
 @dataclass(frozen=True)
@@ -175,14 +179,8 @@ def _cnae_tests(values: _Values, many: bool) -> list[_Test]:
     rows_exist = sql.SQL("EXISTS ({})").format(
         _release_rows(CNAES_SECUNDARIAS.name, values.release)
     )
-    secondary = sql.SQL(
-        "{rows_exist} AND (e.cnpj_basico, e.cnpj_ordem, e.cnpj_dv) IN (SELECT s.cnpj_basico, "
-        "s.cnpj_ordem, s.cnpj_dv FROM {table} AS s WHERE s.release = {release} AND {member})"
-    ).format(
-        rows_exist=rows_exist,
-        table=tables.qualified(CNAES_SECUNDARIAS.name),
-        release=values.release,
-        member=_member(sql.Identifier("s", "cnae"), code, many),
+    secondary = sql.SQL("{rows_exist} AND {member}").format(
+        rows_exist=rows_exist, member=_member(sql.Identifier("s", "cnae"), code, many)
     )
     split = sql.SQL(
         "NOT {rows_exist} AND EXISTS (SELECT 1 FROM {codes} AS x WHERE {member})"
@@ -193,7 +191,7 @@ def _cnae_tests(values: _Values, many: bool) -> list[_Test]:
     )
     return [
         _Test(_member(_e("cnae_fiscal_principal"), code, many)),
-        _Test(secondary),
+        _Test(secondary, secondary=True),
         _Test(split),
     ]
 
@@ -206,17 +204,18 @@ def _name_tests(name: sql.Composable, mixed: bool) -> list[_Test]:
     razao = sql.SQL("{}(c.razao_social)").format(words_function())
     fantasia = sql.SQL("{}(e.nome_fantasia)").format(words_function())
     fold = function("search_fold")
-    tests = [
+    tests = [  # the first, driven by the establishments, carries "no name" in the function
+        _Test(
+            sql.SQL("{}(e.nome_fantasia) LIKE ALL ({}) AND {} @> {}").format(
+                fold, patterns, fantasia, words
+            )
+        ),
         _Test(
             sql.SQL("{}(c.razao_social) LIKE ALL ({}) AND {} @> {}").format(
                 fold, patterns, razao, words
             ),
             company=True,
-        ),
-        _Test(
-            sql.SQL("{}(e.nome_fantasia) LIKE ALL ({}) AND {} @> {}").format(
-                fold, patterns, fantasia, words
-            )
+            by_company=True,
         ),
     ]
     if mixed:
@@ -224,7 +223,7 @@ def _name_tests(name: sql.Composable, mixed: bool) -> list[_Test]:
             "{fold}(concat_ws(' ', c.razao_social, e.nome_fantasia)) LIKE ALL ({p}) "
             "AND {r} && {w} AND {f} && {w} AND {r} || {f} @> {w}"
         ).format(fold=fold, p=patterns, r=razao, f=fantasia, w=words)
-        tests.append(_Test(condition, company=True))
+        tests.append(_Test(condition, company=True, by_company=True))
     return tests
 
 
@@ -294,9 +293,11 @@ def _function_groups(values: _Values) -> list[list[_Test]]:
     def optional(argument: str, tests: list[_Test]) -> list[_Test]:
         given = sql.SQL("{} IS NOT NULL").format(values.value(argument))
         first, *others = tests
-        guarded = [_Test(sql.SQL("(NOT {} OR {})").format(given, first.condition), first.company)]
+        guarded = [
+            replace(first, condition=sql.SQL("(NOT {} OR {})").format(given, first.condition))
+        ]
         guarded += [
-            _Test(sql.SQL("({} AND {})").format(given, t.condition), t.company) for t in others
+            replace(t, condition=sql.SQL("({} AND {})").format(given, t.condition)) for t in others
         ]
         return guarded
 
@@ -324,24 +325,62 @@ def _function_groups(values: _Values) -> list[list[_Test]]:
 
 
 def _branch(tests: tuple[_Test, ...], values: _Values, after: bool, limit: bool) -> sql.Composed:
-    """The keys of the establishments passing every test, ordered by CNPJ."""
-    company = sql.SQL(
-        "LEFT JOIN {empresas} AS c ON c.release = e.release AND c.cnpj_basico = e.cnpj_basico "
-    ).format(empresas=tables.qualified(EMPRESAS.name))
-    conditions = [sql.SQL("e.release = {}").format(values.release)]
-    if after:
-        conditions.append(
-            sql.SQL("(e.cnpj_basico, e.cnpj_ordem, e.cnpj_dv) > ({}, {}, {})").format(
-                *(values.value(f"after_{k}") for k in ("basico", "ordem", "dv"))
-            )
+    """The distinct keys of the establishments passing every test, ordered by CNPJ.
+
+    A secondary-CNAE branch reads the code's rows of cnaes_secundarias in CNPJ order (its
+    index), a razao-social branch the companies (their word index, or their key in CNPJ
+    order), and each looks the establishments up through a lateral fenced by OFFSET 0:
+    joined plainly, the planner misjudged the join's rows and walked the establishments
+    (a merge join read 87 k of them for 21 rows; a rare word scanned all 18 M).
+    """
+    lookup = sql.SQL(
+        "CROSS JOIN LATERAL (SELECT * FROM {establishments} AS e0 WHERE e0.release = {d}.release "
+        "AND e0.cnpj_basico = {d}.cnpj_basico{rest} OFFSET 0) AS e"
+    )
+    establishments = tables.qualified(ESTABELECIMENTOS.name)
+    company_join = any(t.company for t in tests)
+    if any(t.secondary for t in tests):
+        driver = "s"
+        keys = [sql.Identifier("s", c) for c in KEY]
+        source = sql.SQL("{} AS s ").format(
+            tables.qualified(CNAES_SECUNDARIAS.name)
+        ) + lookup.format(
+            establishments=establishments,
+            d=sql.Identifier("s"),
+            rest=sql.SQL(" AND e0.cnpj_ordem = s.cnpj_ordem AND e0.cnpj_dv = s.cnpj_dv"),
         )
+    elif any(t.by_company for t in tests):
+        driver = "c"
+        keys = [
+            sql.Identifier("c", KEY[0]),
+            sql.Identifier("e", KEY[1]),
+            sql.Identifier("e", KEY[2]),
+        ]
+        source = sql.SQL("{} AS c ").format(tables.qualified(EMPRESAS.name)) + lookup.format(
+            establishments=establishments, d=sql.Identifier("c"), rest=sql.SQL("")
+        )
+        company_join = False
+    else:
+        driver = "e"
+        keys = [sql.Identifier("e", c) for c in KEY]
+        source = sql.SQL("{} AS e").format(establishments)
+    columns = sql.SQL(", ").join(keys)
+    company = sql.SQL(
+        " LEFT JOIN {empresas} AS c ON c.release = e.release AND c.cnpj_basico = e.cnpj_basico"
+    ).format(empresas=tables.qualified(EMPRESAS.name))
+    conditions = [sql.SQL("{}.release = {}").format(sql.Identifier(driver), values.release)]
+    if after:
+        bound = [values.value(f"after_{k}") for k in ("basico", "ordem", "dv")]
+        conditions.append(sql.SQL("{} >= {}").format(keys[0], bound[0]))
+        conditions.append(sql.SQL("({}) > ({}, {}, {})").format(columns, *bound))
     conditions += [t.condition for t in tests]
     return sql.SQL(
-        "(SELECT e.cnpj_basico, e.cnpj_ordem, e.cnpj_dv FROM {establishments} AS e {company}"
+        "(SELECT DISTINCT {columns} FROM {source}{company} "
         "WHERE {conditions} ORDER BY 1, 2, 3{limit})"
     ).format(
-        establishments=tables.qualified(ESTABELECIMENTOS.name),
-        company=company if any(t.company for t in tests) else sql.SQL(""),
+        columns=columns,
+        source=source,
+        company=company if company_join else sql.SQL(""),
         conditions=sql.SQL(" AND ").join(conditions),
         limit=sql.SQL(" LIMIT {}").format(values.value("limit")) if limit else sql.SQL(""),
     )
@@ -358,7 +397,7 @@ def _query(groups: list[list[_Test]], values: _Values, after: bool, limit: bool)
     """The rows of the first `limit` keys of the branches' union, with their names and labels."""
     branches = [_branch(combo, values, after, limit) for combo in product(*groups)]
     keys = sql.SQL(
-        "SELECT DISTINCT cnpj_basico, cnpj_ordem, cnpj_dv FROM ({union}) AS u "
+        "SELECT DISTINCT u.cnpj_basico, u.cnpj_ordem, u.cnpj_dv FROM ({union}) AS u "
         "ORDER BY 1, 2, 3{limit}"
     ).format(
         union=sql.SQL(" UNION ALL ").join(branches),
@@ -521,7 +560,8 @@ def search_page(
             "after_dv": after.after[12:],
         }
     statement = _query(_page_groups(filters, values), values, after is not None, limit=True)
-    with connection.cursor(row_factory=dict_row) as db:
+    with connection.transaction(), connection.cursor(row_factory=dict_row) as db:
+        db.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         rows = db.execute(statement, parameters, prepare=False).fetchall()
     following = None
     if len(rows) > limit:
