@@ -20,7 +20,6 @@ from cnpj_assets.definitions import (
     release_after_publication_job,
     release_download_job,
     release_job,
-    search_indexes_job,
 )
 from cnpj_assets.defs.assets import RELEASES
 from cnpj_assets.export.destination import resolve, shown_url
@@ -148,16 +147,15 @@ def load_release(release: str, landing: Path) -> int:
         print_failures(result)
         print(f"load of {release} FAILED; see the run {result.run_id} in `cnpj-assets ui`")
         return 1
-    built = build_after_publication(server, release, landing)
-    return index_for_search(server, release, landing) or built
+    return build_after_publication(server, release, landing)
 
 
 def build_after_publication(server: ServerUrl, release: str, landing: Path) -> int:
     """Run `after_publication` on the loaded release: what speeds up reading it, built
     while readers already see it."""
     print(
-        f"\nbuilding cnaes_secundarias for {release} (readers of cnpj_current are not kept "
-        "waiting: its view splits the establishments' column until then)",
+        f"\nbuilding cnaes_secundarias and the search indexes of {release} (readers of "
+        "cnpj_current are not kept waiting: they are read without them until then)",
         flush=True,
     )
     instance = get_instance(server)
@@ -165,27 +163,11 @@ def build_after_publication(server: ServerUrl, release: str, landing: Path) -> i
     if not result.success:
         print_failures(result)
         print(
-            f"after_publication of {release} FAILED (cnpj_current.cnaes_secundarias keeps "
-            f"splitting the column); see the run {result.run_id} in `cnpj-assets ui`"
+            f"after_publication of {release} FAILED (cnpj_current answers, slower: "
+            f"docs/reading.md); see the run {result.run_id} in `cnpj-assets ui`"
         )
         return 1
-    print(f"{release}: cnaes_secundarias built")
-    return 0
-
-
-def index_for_search(server: ServerUrl, release: str, landing: Path) -> int:
-    """Run `build_search_indexes` on the loaded release: after the load's job, so the
-    publication never waited for it (as the sensor does for runs outside the CLI);
-    skipped when the role may not install unaccent (the load warned at its start)."""
-    with psycopg.connect(server.url) as connection:
-        if missing_right(connection) is not None:
-            return 0  # the warning at the start of the load said what is missing
-    result = execute_release_job(get_instance(server), release, landing, search_indexes_job)
-    if not result.success:
-        print_failures(result)
-        print(f"search indexes of {release} FAILED (search still answers, slower)")
-        return 1
-    print(f"{release}: search indexes built (cnpj-assets search, docs/search.md)")
+    print(f"{release}: cnaes_secundarias and search indexes built (docs/search.md)")
     return 0
 
 

@@ -14,9 +14,7 @@ from cnpj_assets.defs.publication import cnpj_current
 from cnpj_assets.defs.resources import build_resources
 from cnpj_assets.defs.run_log_retention import purge_run_log_lines_job, purge_run_log_lines_schedule
 from cnpj_assets.defs.search_indexes import (
-    build_search_indexes_job,
     search_indexes,
-    search_indexes_sensor,
 )
 from cnpj_assets.defs.sensors import landing_sensor
 from cnpj_assets.source import (
@@ -42,7 +40,6 @@ defs = dg.Definitions(
     jobs=[
         load_release_job,
         after_publication_job,
-        build_search_indexes_job,
         download_job,
         download_and_load_job,
         export_parquet_job,
@@ -52,7 +49,6 @@ defs = dg.Definitions(
         landing_sensor,
         share_sensor,
         after_publication_sensor,
-        search_indexes_sensor,
         parquet_sensor,
     ],
     schedules=[purge_run_log_lines_schedule],
@@ -68,11 +64,6 @@ def release_job() -> dg.JobDefinition:
 def release_after_publication_job() -> dg.JobDefinition:
     """The declared `after_publication` job, reconstructable: run by the CLI after a load."""
     return defs.resolve_job_def(after_publication_job.name)
-
-
-def search_indexes_job() -> dg.JobDefinition:
-    """The declared `build_search_indexes` job: what `cnpj-assets load` runs after publishing."""
-    return defs.resolve_job_def(build_search_indexes_job.name)
 
 
 def release_download_job() -> dg.JobDefinition:

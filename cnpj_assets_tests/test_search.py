@@ -21,14 +21,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import dagster as dg
 import psycopg
 import pytest
 
 from cnpj_assets.cli import main
-from cnpj_assets.definitions import defs
-from cnpj_assets.defs.search_indexes import search_indexes_sensor
-from cnpj_assets.instance import get_instance
 from cnpj_assets.postgres.server import ServerUrl
 from cnpj_assets.read.search import (
     COLUMNS,
@@ -281,7 +277,7 @@ def test_cnae_falls_back_to_the_text_column_while_the_table_has_no_rows(
 
 
 def test_the_load_built_every_search_index_once(loaded: None, server: ServerUrl) -> None:
-    """`cnpj-assets load` ran build_search_indexes: every index valid on the release's
+    """`cnpj-assets load` ran after_publication: every index valid on the release's
     children; a second build finds them all and builds none."""
     found = query(
         server,
@@ -295,25 +291,6 @@ def test_the_load_built_every_search_index_once(loaded: None, server: ServerUrl)
     assert all(valid for _, valid in found)
     again = build_search_indexes(server.url, RELEASE, lambda _: None)
     assert len(again) == len(SEARCH_INDEXES) and not any(b.built for b in again)
-
-
-def test_the_sensor_asks_for_the_indexes_of_a_published_release(
-    loaded: None, server: ServerUrl
-) -> None:
-    """The publication's materialization gives one run request of build_search_indexes for
-    its release; the next tick, with the cursor advanced, none."""
-    instance = get_instance(server)
-    requests = []
-    cursor = None
-    for _ in range(2):
-        with dg.build_sensor_context(
-            instance=instance, instance_ref=instance.get_ref(), definitions=defs, cursor=cursor
-        ) as context:
-            result = search_indexes_sensor.evaluate_tick(context)
-        requests.append(result.run_requests or [])
-        cursor = result.cursor
-    assert [r.partition_key for r in requests[0]] == [RELEASE]
-    assert requests[1] == []
 
 
 def test_the_sql_function_gives_the_cli_rows(

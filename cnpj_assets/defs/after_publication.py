@@ -2,11 +2,12 @@
 already see it.
 
 The publication waits only for what decides it (the tables, their checks, changes,
-cnpj_completo). What only speeds reading up (cnaes_secundarias as rows) runs in this
-job, after `cnpj_current` moved: `cnpj-assets load` runs it right after its publication,
-and the sensor here runs it after a publication made anywhere else (the UI, a backfill,
-the landing sensor's runs). Until it has run, the read side answers from the loaded
-columns (the `cnpj_current.cnaes_secundarias` view splits the establishments' column).
+cnpj_completo). What only speeds reading up (cnaes_secundarias as rows, then the search
+indexes) runs in this job, after `cnpj_current` moved: `cnpj-assets load` runs it right
+after its publication, and the sensor here runs it after a publication made anywhere
+else (the UI, a backfill, the landing sensor's runs). Until it has run, the read side
+answers from the loaded columns (the `cnpj_current.cnaes_secundarias` view splits the
+establishments' column, search scans where an index would seek).
 """
 
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ SENSOR_NAME = "cnpj_after_publication_sensor"
 after_publication_job = dg.define_asset_job(
     "after_publication",
     selection=dg.AssetSelection.groups(AFTER_PUBLICATION_GROUP),
-    description="What speeds up reading a release (cnaes_secundarias), after its publication.",
+    description="What speeds up reading a release (cnaes_secundarias, search indexes).",
     executor_def=release_executor(),
 )
 

@@ -1,6 +1,6 @@
 """The indexes search reads, built on a published release's children, never in its way.
 
-Built after the publication (the `build_search_indexes` job), one at a time with
+Built after the publication (the `after_publication` job), one at a time with
 `CREATE INDEX CONCURRENTLY` on the release's attached child: readers of `cnpj_current`
 never wait for them, and the release is current as early as without them. Until an
 index exists the query it serves still answers, by a scan (slower). Each index is
