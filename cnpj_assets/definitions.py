@@ -9,6 +9,14 @@ from cnpj_assets.defs.checks import TABLE_CHECKS
 from cnpj_assets.defs.cnaes_secundarias import cnaes_secundarias
 from cnpj_assets.defs.completo import cnpj_completo
 from cnpj_assets.defs.publication import cnpj_current
+from cnpj_assets.defs.regime import (
+    REGIME_CHECKS,
+    load_regime_job,
+    regime_job,
+    regime_sensor,
+    regime_tributario,
+    regime_tributario_files,
+)
 from cnpj_assets.defs.resources import build_resources
 from cnpj_assets.defs.run_log_retention import purge_run_log_lines_job, purge_run_log_lines_schedule
 from cnpj_assets.defs.sensors import landing_sensor
@@ -28,10 +36,19 @@ defs = dg.Definitions(
         cnpj_current,
         changes,
         release_files,
+        regime_tributario_files,
+        regime_tributario,
     ],
-    asset_checks=TABLE_CHECKS,
-    jobs=[load_release_job, download_job, download_and_load_job, purge_run_log_lines_job],
-    sensors=[landing_sensor, share_sensor],
+    asset_checks=[*TABLE_CHECKS, REGIME_CHECKS],
+    jobs=[
+        load_release_job,
+        download_job,
+        download_and_load_job,
+        regime_job,
+        load_regime_job,
+        purge_run_log_lines_job,
+    ],
+    sensors=[landing_sensor, share_sensor, regime_sensor],
     schedules=[purge_run_log_lines_schedule],
     resources={**build_resources(), "receita": build_source_resource()},
 )

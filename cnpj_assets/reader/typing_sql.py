@@ -38,16 +38,18 @@ class ReadOptions:
 
 
 def read_csv_call(spec: TableSpec, path: str, options: ReadOptions) -> str:
-    """read_csv with every column as text and bad lines sent to the rejects tables.
+    """read_csv with every column of the file as text and bad lines sent to the rejects tables.
 
     The read buffer is set to the line limit, its smallest allowed size. Left to
     DuckDB, it is 16 times the line limit (128 MB for 8 MB lines): measured on a
     3.3 M-row member, the read then took 985 MiB of memory, growing with the file,
     against 243 MiB flat and 40% less time with 8 MB buffers.
     """
-    columns = ", ".join(f"{quote_literal(c.name)}: 'VARCHAR'" for c in spec.columns)
+    columns = ", ".join(f"{quote_literal(c.name)}: 'VARCHAR'" for c in spec.file_columns)
+    header = "true" if spec.csv.header else "false"
     return (
-        f"read_csv({quote_literal(path)}, header = false, delim = ';', quote = '\"', "
+        f"read_csv({quote_literal(path)}, header = {header}, "
+        f"delim = {quote_literal(spec.csv.delimiter)}, quote = '\"', "
         f"escape = '\"', auto_detect = false, columns = {{{columns}}}, "
         f"encoding = {quote_literal(options.encoding)}, store_rejects = true, "
         f"max_line_size = {int(options.max_line_size)}, "
@@ -65,7 +67,7 @@ def _source(spec: TableSpec, path: str, options: ReadOptions) -> str:
         return csv
     columns = ", ".join(
         f"replace({quote_identifier(c.name)}, chr(0), '') AS {quote_identifier(c.name)}"
-        for c in spec.columns
+        for c in spec.file_columns
     )
     return f"(SELECT {columns} FROM {csv})"  # noqa: S608
 
@@ -88,20 +90,49 @@ def _typed_and_given(column: ColumnSpec) -> tuple[str, str | None]:
     if column.kind is ColumnKind.DECIMAL:
         typed = f"TRY_CAST(replace(replace({name}, '.', ''), ',', '.') AS DECIMAL(20, 2))"
         return typed, f"({name} IS NOT NULL)"
+    if column.kind is ColumnKind.INTEGER:
+        return f"TRY_CAST(trim({name}) AS INTEGER)", f"({name} IS NOT NULL)"
+    if column.kind is ColumnKind.CNPJ:
+        return _cnpj(name)
     return name, None
 
 
+def _cnpj(name: str) -> tuple[str, str]:
+    """A CNPJ as its 14 characters, whether punctuated (00.000.000/0001-91) or not.
+
+    Digits alone are padded with zeros (a spreadsheet drops them); an alphanumeric one
+    must be whole. Zeros alone mean "none" (cnpj_da_scp is 0 when there is no SCP).
+    """
+    bare = f"upper(replace(replace(replace(trim({name}), '.', ''), '/', ''), '-', ''))"
+    typed = (
+        f"CASE WHEN regexp_full_match({bare}, '0*') THEN NULL "
+        f"WHEN regexp_full_match({bare}, '[0-9]{{1,14}}') THEN lpad({bare}, 14, '0') "
+        f"WHEN regexp_full_match({bare}, '[0-9A-Z]{{12}}[0-9]{{2}}') THEN {bare} END"
+    )
+    return typed, f"({name} IS NOT NULL AND NOT regexp_full_match({bare}, '0*'))"
+
+
+FLAGGED_KINDS = (ColumnKind.DATE, ColumnKind.DECIMAL, ColumnKind.INTEGER, ColumnKind.CNPJ)
+
+
 def typed_columns_with_flags(spec: TableSpec) -> list[str]:
-    """Names of the columns whose invalid values are counted (dates and decimals)."""
-    return [c.name for c in spec.columns if c.kind in (ColumnKind.DATE, ColumnKind.DECIMAL)]
+    """Names of the file's columns whose invalid values are counted (all but text and codes)."""
+    return [c.name for c in spec.file_columns if c.kind in FLAGGED_KINDS]
 
 
 def typed_select(spec: TableSpec, path: str, options: ReadOptions) -> str:
-    """SELECT the typed columns, then one `_given_` flag per date or decimal column."""
+    """SELECT the typed columns, then one `_given_` flag per column whose values are counted.
+
+    A column not in the file (`prefix_of`) is cut from its source's typed value.
+    """
     typed_columns: list[str] = []
     flags: list[str] = []
+    typed_of = {column.name: _typed_and_given(column) for column in spec.file_columns}
     for column in spec.columns:
-        typed, given = _typed_and_given(column)
+        if column.prefix_of is not None:
+            typed, given = f"left({typed_of[column.prefix_of][0]}, {int(column.width or 0)})", None
+        else:
+            typed, given = typed_of[column.name]
         typed_columns.append(f"{typed} AS {quote_identifier(column.name)}")
         if given is not None:
             flags.append(f"{given} AS {quote_identifier(GIVEN_PREFIX + column.name)}")
@@ -115,10 +146,12 @@ def newline_counts_select(spec: TableSpec, path: str, options: ReadOptions) -> s
     A second pass, run only on a file whose lines outnumber its rows, rejects and blank
     lines; the main read never computes it, so the usual file pays nothing for it.
     """
-    lengths = " + ".join(f"coalesce(length({quote_identifier(c.name)}), 0)" for c in spec.columns)
+    lengths = " + ".join(
+        f"coalesce(length({quote_identifier(c.name)}), 0)" for c in spec.file_columns
+    )
     without = " + ".join(
         f"coalesce(length(replace({quote_identifier(c.name)}, chr(10), '')), 0)"
-        for c in spec.columns
+        for c in spec.file_columns
     )
     source = _source(spec, path, options)
     return f"SELECT ({lengths}) - ({without}) AS {NEWLINE_COUNT_COLUMN} FROM {source}"  # noqa: S608
