@@ -20,6 +20,7 @@ import dagster as dg
 import psycopg
 import pytest
 
+from cnpj_assets.defs.completo import ensure_view
 from cnpj_assets.defs.regime import REGIME_CHECKS, SNAPSHOTS, evaluate_folder, regime_tributario
 from cnpj_assets.defs.resources import build_resources
 from cnpj_assets.lineage import find_lineage, parse_cnpj
@@ -27,8 +28,10 @@ from cnpj_assets.postgres.server import ServerUrl
 from cnpj_assets.regime.share import download_snapshot, list_folder
 from cnpj_assets.source.resource import ReceitaSourceResource
 from cnpj_assets.source.settings import DownloadSettings
+from cnpj_assets.synthetic import write_release
 from cnpj_assets.synthetic.regime import write_regime_folder
-from cnpj_assets_tests.helpers import database_of_its_own, query
+from cnpj_assets_tests.conftest import RELEASE
+from cnpj_assets_tests.helpers import database_of_its_own, materialize, query
 from cnpj_assets_tests.webdav_server import PUBLISHED_AT, FakeShare
 
 FIRST, VARIANT, BROKEN = "2025-01-14", "2025-02-03", "2024-06-30"
@@ -124,7 +127,7 @@ def test_name_variant_and_header_case_load_and_become_current(
     server: ServerUrl, landing: Path, first_load: dg.ExecuteInProcessResult
 ) -> None:
     folder = write_regime_folder(
-        landing, VARIANT, 900, COMPANIES, seed=6, split_presumido=3, upper_header=True
+        landing, VARIANT, 900, COMPANIES, seed=5, split_presumido=3, upper_header=True
     ).folder
     (folder / "Lucro Real.zip").rename(folder / "LUCRO_REAL.zip")
     (folder / "Lucro Presumido 3.zip").rename(folder / "lucro presumido (3).zip")
@@ -228,3 +231,42 @@ def test_sensor_starts_one_run_per_new_snapshot_and_the_client_downloads_it(
         assert [h.range for h in share.gets("Lucro Real.zip")][-1] is not None, "no resume"
     finally:
         share.stop()
+
+
+def test_cnpj_completo_lists_the_establishments_regimes_by_year(
+    server: ServerUrl, landing: Path, first_load: dg.ExecuteInProcessResult
+) -> None:
+    """A release of the same companies: each head office shows the newest snapshot's rows."""
+    write_release(RELEASE, COMPANIES, landing, seed=5)
+    assert materialize(landing, RELEASE).success
+    with psycopg.connect(server.url, autocommit=True) as connection:
+        ensure_view(connection)
+        current = connection.execute(
+            "SELECT DISTINCT release FROM cnpj_current.regime_tributario"
+        ).fetchall()
+    ((snapshot,),) = current
+    expected: dict[str, list[dict]] = {}
+    for (ano, cnpj, _, scp, forma, count), n in oracle(
+        landing / "regime_tributario" / snapshot
+    ).items():
+        entry = {
+            "ano": ano,
+            "cnpj_da_scp": scp,
+            "forma_de_tributacao": forma,
+            "quantidade_de_escrituracoes": count,
+        }
+        expected.setdefault(cnpj or "", []).extend([entry] * n)
+    found = dict(
+        query(
+            server,
+            "SELECT cnpj, regime_tributario FROM cnpj.cnpj_completo WHERE release = %s",
+            (RELEASE,),
+        )
+    )
+    with_regimes = {cnpj: regimes for cnpj, regimes in found.items() if regimes}
+    assert with_regimes, "no establishment got a regime"
+    assert set(with_regimes) <= set(expected)
+    for cnpj, regimes in with_regimes.items():
+        key = lambda r: (r["ano"], r["cnpj_da_scp"] or "", r["forma_de_tributacao"])  # noqa: E731
+        assert regimes == sorted(expected[cnpj], key=key), cnpj
+    assert all(regimes == [] for cnpj, regimes in found.items() if cnpj not in expected)
