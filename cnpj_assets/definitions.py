@@ -62,3 +62,13 @@ def release_job() -> dg.JobDefinition:
 def release_download_job() -> dg.JobDefinition:
     """The declared `download_release` job, reconstructable: what `cnpj-assets download` runs."""
     return defs.resolve_job_def(download_job.name)
+
+
+def regime_load_job() -> dg.JobDefinition:
+    """The declared `load_regime_tributario` job: what `cnpj-assets regime load` runs."""
+    return defs.resolve_job_def(load_regime_job.name)
+
+
+def regime_download_job() -> dg.JobDefinition:
+    """The declared `regime_tributario` job: what `cnpj-assets regime download` runs."""
+    return defs.resolve_job_def(regime_job.name)
