@@ -270,3 +270,50 @@ def test_cnpj_completo_lists_the_establishments_regimes_by_year(
         key = lambda r: (r["ano"], r["cnpj_da_scp"] or "", r["forma_de_tributacao"])  # noqa: E731
         assert regimes == sorted(expected[cnpj], key=key), cnpj
     assert all(regimes == [] for cnpj, regimes in found.items() if cnpj not in expected)
+
+
+def test_cnpj_spellings_are_normalised_and_invalid_ones_counted(
+    server: ServerUrl, tmp_path: Path
+) -> None:
+    """Punctuated or bare, alphanumeric, zeros dropped by a spreadsheet: 14 characters; a
+    value that cannot be a CNPJ is NULL and counted, a `0` SCP is NULL and not counted."""
+    snapshot = "2023-12-01"
+    lines = {
+        '2022,"12.ABC.345/01DE-35",0,LUCRO REAL,1': (2022, "12ABC34501DE35", None),
+        "2022,191,00.000.000/0000-00,LUCRO REAL,1": (2022, "00000000000191", None),
+        "2021,12abc34501de35,11.222.333/0001-81,LUCRO REAL,2": (
+            2021,
+            "12ABC34501DE35",
+            "11222333000181",
+        ),
+        "2020,12.345.678/0001-9X,0,LUCRO REAL,1": (2020, None, None),
+        "dois mil,11222333000181,0,LUCRO REAL,x": (None, "11222333000181", None),
+    }
+    folder = tmp_path / "regime_tributario" / snapshot
+    folder.mkdir(parents=True)
+    header = "Ano,CNPJ,Cnpj_Da_Scp,Forma_de_Tributacao,Quantidade_de_Escrituracoes\n"
+    for name in ("Imunes e Isentas", "Lucro Arbitrado", "Lucro Presumido"):
+        with zipfile.ZipFile(folder / f"{name}.zip", "w") as archive:
+            archive.writestr(f"{name}.csv", header)
+    with zipfile.ZipFile(folder / "Lucro Real.zip", "w") as archive:
+        archive.writestr("Lucro Real.csv", header + "\n".join(lines) + "\n")
+    assert load(tmp_path, snapshot).success
+    rows = query(
+        server,
+        "SELECT ano, cnpj, cnpj_da_scp FROM cnpj.regime_tributario WHERE release = %s",
+        (snapshot,),
+    )
+    assert Counter(rows) == Counter(lines.values())
+    ((invalid,),) = query(
+        server,
+        "SELECT f.invalid_values FROM cnpj_audit.file_load f "
+        "JOIN cnpj_audit.table_load t ON t.id = f.table_load_id "
+        "WHERE t.release = %s AND f.zip_name = 'Lucro Real.zip' ORDER BY f.id DESC LIMIT 1",
+        (snapshot,),
+    )
+    assert invalid == {
+        "ano": 1,
+        "cnpj": 1,
+        "cnpj_da_scp": 0,
+        "quantidade_de_escrituracoes": 1,
+    }

@@ -101,13 +101,15 @@ def _cnpj(name: str) -> tuple[str, str]:
     """A CNPJ as its 14 characters, whether punctuated (00.000.000/0001-91) or not.
 
     Digits alone are padded with zeros (a spreadsheet drops them); an alphanumeric one
-    must be whole. Zeros alone mean "none" (cnpj_da_scp is 0 when there is no SCP).
+    must be whole. Zeros alone mean "none" (cnpj_da_scp is 0 when there is no SCP). The
+    usual value, 14 characters, is settled by the first test: one regular expression.
     """
     bare = f"upper(replace(replace(replace(trim({name}), '.', ''), '/', ''), '-', ''))"
     typed = (
-        f"CASE WHEN regexp_full_match({bare}, '0*') THEN NULL "
-        f"WHEN regexp_full_match({bare}, '[0-9]{{1,14}}') THEN lpad({bare}, 14, '0') "
-        f"WHEN regexp_full_match({bare}, '[0-9A-Z]{{12}}[0-9]{{2}}') THEN {bare} END"
+        f"CASE WHEN regexp_full_match({bare}, '[0-9A-Z]{{12}}[0-9]{{2}}') "
+        f"THEN nullif({bare}, '00000000000000') "
+        f"WHEN ltrim({bare}, '0') = '' THEN NULL "
+        f"WHEN regexp_full_match({bare}, '[0-9]{{1,13}}') THEN lpad({bare}, 14, '0') END"
     )
     return typed, f"({name} IS NOT NULL AND NOT regexp_full_match({bare}, '0*'))"
 
@@ -123,21 +125,26 @@ def typed_columns_with_flags(spec: TableSpec) -> list[str]:
 def typed_select(spec: TableSpec, path: str, options: ReadOptions) -> str:
     """SELECT the typed columns, then one `_given_` flag per column whose values are counted.
 
-    A column not in the file (`prefix_of`) is cut from its source's typed value.
+    A column not in the file (`prefix_of`) is cut from its source's typed value by an
+    outer SELECT, so the source is typed once; the reader picks columns by name.
     """
     typed_columns: list[str] = []
     flags: list[str] = []
-    typed_of = {column.name: _typed_and_given(column) for column in spec.file_columns}
-    for column in spec.columns:
-        if column.prefix_of is not None:
-            typed, given = f"left({typed_of[column.prefix_of][0]}, {int(column.width or 0)})", None
-        else:
-            typed, given = typed_of[column.name]
+    for column in spec.file_columns:
+        typed, given = _typed_and_given(column)
         typed_columns.append(f"{typed} AS {quote_identifier(column.name)}")
         if given is not None:
             flags.append(f"{given} AS {quote_identifier(GIVEN_PREFIX + column.name)}")
     select_list = ",\n  ".join(typed_columns + flags)
-    return f"SELECT\n  {select_list}\nFROM {_source(spec, path, options)}"  # noqa: S608
+    select = f"SELECT\n  {select_list}\nFROM {_source(spec, path, options)}"  # noqa: S608
+    cut = [
+        f"left({quote_identifier(c.prefix_of)}, {int(c.width or 0)}) AS {quote_identifier(c.name)}"
+        for c in spec.columns
+        if c.prefix_of is not None
+    ]
+    if not cut:
+        return select
+    return f"SELECT *, {', '.join(cut)} FROM ({select})"  # noqa: S608
 
 
 def newline_counts_select(spec: TableSpec, path: str, options: ReadOptions) -> str:
