@@ -21,7 +21,13 @@ import psycopg
 import pytest
 
 from cnpj_assets.defs.completo import ensure_view
-from cnpj_assets.defs.regime import REGIME_CHECKS, SNAPSHOTS, evaluate_folder, regime_tributario
+from cnpj_assets.defs.regime import (
+    REGIME_CHECKS,
+    SNAPSHOTS,
+    evaluate_folder,
+    regime_sensor,
+    regime_tributario,
+)
 from cnpj_assets.defs.resources import build_resources
 from cnpj_assets.lineage import find_lineage, parse_cnpj
 from cnpj_assets.postgres.server import ServerUrl
@@ -218,6 +224,13 @@ def test_sensor_starts_one_run_per_new_snapshot_and_the_client_downloads_it(
         assert [r.partition_key for r in later.run_requests or []] == ["2026-01-17"]
         assert json.loads(later.cursor or "")["seen"] == ["2025-10-09", "2026-01-17"]
         assert not evaluate_folder(receita, {"2026-01-17"}, None).run_requests
+        instance = dg.DagsterInstance.ephemeral()
+        instance.add_dynamic_partitions(SNAPSHOTS.name, ["2025-10-09"])
+        ticked = regime_sensor(
+            dg.build_sensor_context(instance=instance, resources={"receita": receita})
+        )
+        assert isinstance(ticked, dg.SensorResult)
+        assert [r.run_key for r in ticked.run_requests or []] == ["regime:2026-01-17"]
 
         listing = list_folder(receita.client(), "regime_tributario")
         assert listing.snapshot == "2026-01-17"
