@@ -47,7 +47,7 @@ from cnpj_assets.landing import Release, discover_release  # noqa: E402
 from cnpj_assets.load.loader import LoadSettings, TableLoader  # noqa: E402
 from cnpj_assets.postgres import tables  # noqa: E402
 from cnpj_assets.postgres.server import ServerUrl, server_url  # noqa: E402
-from cnpj_assets.specs import TABLES  # noqa: E402
+from cnpj_assets.specs import TABLES, TableSpec  # noqa: E402
 from cnpj_assets.synthetic.scale import REAL_ROWS  # noqa: E402
 
 REFERENCED = ("estabelecimentos", "empresas")
@@ -114,9 +114,11 @@ def load(server: ServerUrl, table: str, release: Release, scratch: Path) -> Load
     return LoadRun(timing, peak_rss_mib(), own_cpu, postgres_cpu)
 
 
-def export_clean_rows(server: ServerUrl, table: str, path: Path) -> None:
+def export_clean_rows(
+    server: ServerUrl, spec: TableSpec, path: Path, release: str = RELEASE
+) -> None:
     """The loaded rows as COPY text: what the reference feeds PostgreSQL."""
-    child = tables.qualified(tables.child_name(TABLES[table], RELEASE))
+    child = tables.qualified(tables.child_name(spec, release))
     statement = sql.SQL("COPY (SELECT * FROM {}) TO STDOUT").format(child)
     with (
         psycopg.connect(server.url) as connection,
@@ -127,11 +129,12 @@ def export_clean_rows(server: ServerUrl, table: str, path: Path) -> None:
             sink.write(chunk)
 
 
-def reference(server: ServerUrl, table: str, path: Path, rows: int) -> Timing:
+def reference(
+    server: ServerUrl, spec: TableSpec, path: Path, rows: int, release: str = RELEASE
+) -> Timing:
     """One COPY stream of clean rows into an identical table, then the same indexes."""
-    spec = TABLES[table]
     with psycopg.connect(server.url, autocommit=True) as connection:
-        child = tables.create_loading_child(connection, spec, RELEASE, table_load_id=0)
+        child = tables.create_loading_child(connection, spec, release, table_load_id=0)
         checkpoint(server)
         try:
 
@@ -164,9 +167,9 @@ def main() -> None:
         for table in REFERENCED:
             run = runs[table] = load(server, table, release, Path(tmp) / "scratch")
             clean = Path(tmp) / f"{table}.copy"
-            export_clean_rows(server, table, clean)
+            export_clean_rows(server, TABLES[table], clean)
             drop_release_tables(server, TABLES[table])
-            references[table] = reference(server, table, clean, run.timing.rows)
+            references[table] = reference(server, TABLES[table], clean, run.timing.rows)
             os.unlink(clean)
             print(
                 f"{table}: {run.timing.rows:,} rows; {run.timing.describe('load')}; "

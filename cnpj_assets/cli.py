@@ -63,6 +63,40 @@ def _fake_release(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fake_regime(args: argparse.Namespace) -> int:
+    from cnpj_assets.synthetic.regime import write_regime_folder
+
+    started = time.perf_counter()
+    written = write_regime_folder(
+        Path(args.out),
+        args.snapshot,
+        args.rows,
+        args.companies,
+        args.seed,
+        args.split_presumido,
+        args.upper_header,
+    )
+    print(
+        f"{written.folder}: {written.rows:,} rows in {len(written.zips)} zips "
+        f"({', '.join(written.zips)}) in {time.perf_counter() - started:.1f} s"
+    )
+    return 0
+
+
+def _regime(args: argparse.Namespace) -> int:
+    from cnpj_assets.commands import print_server_note
+    from cnpj_assets.regime.commands import download_snapshot, load_snapshot
+
+    if args.action == "load":
+        if not args.snapshot:
+            raise SystemExit("cnpj-assets regime load needs --snapshot YYYY-MM-DD")
+        status = load_snapshot(args.snapshot, Path(args.landing))
+    else:
+        status = download_snapshot(Path(args.landing))
+    print_server_note()
+    return status
+
+
 def _load(args: argparse.Namespace) -> int:
     from cnpj_assets.commands import load_release, print_server_note
 
@@ -196,6 +230,40 @@ def build_parser() -> argparse.ArgumentParser:
         "the changes go to OUT/RELEASE/changes.json",
     )
     fake.set_defaults(handler=_fake_release)
+
+    regime_fake = command(
+        "fake-regime",
+        "write a synthetic regime_tributario folder (OUT/regime_tributario/SNAPSHOT/)",
+    )
+    regime_fake.add_argument("--snapshot", required=True, help="snapshot name, YYYY-MM-DD")
+    regime_fake.add_argument("--rows", type=int, default=10_000, help="rows in all the zips")
+    regime_fake.add_argument(
+        "--companies",
+        type=int,
+        default=10_000,
+        help="head offices drawn from; the --rows of a fake-release of the same --seed",
+    )
+    regime_fake.add_argument("--out", required=True, help="landing folder")
+    regime_fake.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
+    regime_fake.add_argument(
+        "--split-presumido", type=int, default=2, help="parts of Lucro Presumido (1: one zip)"
+    )
+    regime_fake.add_argument(
+        "--upper-header", action="store_true", help="write the header row in upper case"
+    )
+    regime_fake.set_defaults(handler=_fake_regime)
+
+    regime = command(
+        "regime",
+        "load a regime_tributario snapshot from the landing folder, or download the share's "
+        "current one and load it",
+    )
+    regime.add_argument("action", choices=["load", "download"], help="what to do")
+    regime.add_argument("--snapshot", help="snapshot to load, YYYY-MM-DD (load only)")
+    regime.add_argument(
+        "--landing", default=landing, help="landing folder holding regime_tributario/SNAPSHOT/"
+    )
+    regime.set_defaults(handler=_regime)
 
     load = command("load", "load a release from the landing folder (the load_release job)")
     load.add_argument("--release", required=True, help="release name, YYYY-MM")

@@ -11,6 +11,14 @@ from cnpj_assets.defs.cnaes_secundarias import cnaes_secundarias
 from cnpj_assets.defs.completo import cnpj_completo
 from cnpj_assets.defs.parquet import export_parquet_job, parquet, parquet_sensor
 from cnpj_assets.defs.publication import cnpj_current
+from cnpj_assets.defs.regime import (
+    REGIME_CHECKS,
+    load_regime_job,
+    regime_job,
+    regime_sensor,
+    regime_tributario,
+    regime_tributario_files,
+)
 from cnpj_assets.defs.resources import build_resources
 from cnpj_assets.defs.run_log_retention import purge_run_log_lines_job, purge_run_log_lines_schedule
 from cnpj_assets.defs.search_indexes import (
@@ -35,14 +43,18 @@ defs = dg.Definitions(
         release_files,
         parquet,
         search_indexes,
+        regime_tributario_files,
+        regime_tributario,
     ],
-    asset_checks=TABLE_CHECKS,
+    asset_checks=[*TABLE_CHECKS, REGIME_CHECKS],
     jobs=[
         load_release_job,
         after_publication_job,
         download_job,
         download_and_load_job,
         export_parquet_job,
+        regime_job,
+        load_regime_job,
         purge_run_log_lines_job,
     ],
     sensors=[
@@ -50,6 +62,7 @@ defs = dg.Definitions(
         share_sensor,
         after_publication_sensor,
         parquet_sensor,
+        regime_sensor,
     ],
     schedules=[purge_run_log_lines_schedule],
     resources={**build_resources(), "receita": build_source_resource()},
@@ -69,3 +82,13 @@ def release_after_publication_job() -> dg.JobDefinition:
 def release_download_job() -> dg.JobDefinition:
     """The declared `download_release` job, reconstructable: what `cnpj-assets download` runs."""
     return defs.resolve_job_def(download_job.name)
+
+
+def regime_load_job() -> dg.JobDefinition:
+    """The declared `load_regime_tributario` job: what `cnpj-assets regime load` runs."""
+    return defs.resolve_job_def(load_regime_job.name)
+
+
+def regime_download_job() -> dg.JobDefinition:
+    """The declared `regime_tributario` job: what `cnpj-assets regime download` runs."""
+    return defs.resolve_job_def(regime_job.name)

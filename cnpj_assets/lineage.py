@@ -3,7 +3,8 @@
 Every data row carries `_subbatch_id`; the view `cnpj_audit.lineage` turns that id into
 its sub-batch, batch, file and table load. This module parses what a user types (a
 14-character CNPJ or an 8-character base, alphanumeric or not, punctuated or not),
-finds every row of that company in the four fact tables and every release, and formats
+finds every row of that company in the four fact tables and every release (and in the
+tax-regime snapshots), and formats
 the answer for people or for machines. The CLI's `lineage` command only calls `run`.
 """
 
@@ -117,6 +118,7 @@ _LABELS: dict[str, sql.Composable] = {
     "estabelecimentos": sql.SQL("d.nome_fantasia"),
     "socios": sql.SQL("d.nome_socio_razao_social"),
     "simples": sql.SQL("concat('Simples ', d.opcao_pelo_simples, ', MEI ', d.opcao_mei)"),
+    "regime_tributario": sql.SQL("concat(d.ano, ' ', d.forma_de_tributacao)"),
 }
 """The tables that hold a company's rows, each with what labels a row for a reader."""
 
@@ -140,14 +142,19 @@ def run_url(run_id: str | None, base_url: str) -> str | None:
 def _cnpj_expression(table: str) -> sql.Composable:
     if table == "estabelecimentos":
         return sql.SQL("d.cnpj_basico || d.cnpj_ordem || d.cnpj_dv")
+    if table == "regime_tributario":
+        return sql.SQL("d.cnpj")
     return sql.SQL("d.cnpj_basico")
 
 
 def _table_query(table: str, query: CnpjQuery) -> sql.Composed:
-    """The rows of one table for the CNPJ; a full CNPJ narrows establishments to one."""
+    """The rows of one table for the CNPJ; a full CNPJ narrows establishments (and the
+    regimes, indexed by their full CNPJ: a prefix reaches that index) to its own."""
     narrow = sql.SQL("")
     if table == "estabelecimentos" and query.ordem is not None:
         narrow = sql.SQL(" AND d.cnpj_ordem = %(ordem)s AND d.cnpj_dv = %(dv)s")
+    if table == "regime_tributario":
+        narrow = sql.SQL(" AND d.cnpj LIKE %(prefix)s")
     return sql.SQL(
         "SELECT d.release, {table_name} AS {table_alias}, {position} AS table_position, "
         "{cnpj} AS cnpj, {label} AS label, {audit} "
@@ -186,7 +193,12 @@ def find_lineage(
         return []
     statement = sql.SQL(" UNION ALL ").join(_table_query(t, query) for t in tables)
     statement = sql.SQL("{} ORDER BY release, table_position, cnpj, first_line").format(statement)
-    params = {"basico": query.basico, "ordem": query.ordem, "dv": query.dv}
+    params = {
+        "basico": query.basico,
+        "ordem": query.ordem,
+        "dv": query.dv,
+        "prefix": query.text + "%",
+    }
     with connection.cursor(row_factory=dict_row) as cursor:
         records = cursor.execute(statement, params).fetchall()
     url = base_url or dagster_url()

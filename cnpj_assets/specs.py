@@ -19,13 +19,25 @@ class ColumnKind(enum.Enum):
     TEXT = "text"  # free text: names, addresses; may carry accents, quotes, newlines
     DATE = "date"  # YYYYMMDD; 0, 00000000 or empty mean NULL
     DECIMAL = "decimal"  # decimal comma, optional '.' thousands separator
+    INTEGER = "integer"  # plain digits (a year, a count)
+    CNPJ = "cnpj"  # a full CNPJ, punctuated or not: stored as its 14 characters; 0 means NULL
 
     @property
     def pg_type(self) -> str:
         """The PostgreSQL type the column is stored as."""
-        return {"code": "text", "text": "text", "date": "date", "decimal": "numeric(20,2)"}[
-            self.value
-        ]
+        return {
+            "code": "text",
+            "text": "text",
+            "date": "date",
+            "decimal": "numeric(20,2)",
+            "integer": "integer",
+            "cnpj": "text",
+        }[self.value]
+
+    @property
+    def is_code(self) -> bool:
+        """Compared byte-wise (COLLATE "C"), zeros kept."""
+        return self in (ColumnKind.CODE, ColumnKind.CNPJ)
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,7 @@ class ColumnSpec:
     description: str = ""
     width: int | None = None  # fixed width of a zero-padded code, where the layout fixes it
     references: str | None = None  # the table whose key this column points at
+    prefix_of: str | None = None  # not in the file: the first `width` characters of that column
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,14 @@ class FullCnpj:
 
     columns: tuple[str, ...]  # concatenated in this order
     only_when: tuple[str, str] | None = None  # (column, value): the rows that hold a CNPJ
+
+
+@dataclass(frozen=True)
+class CsvFormat:
+    """How a table's files are written: the monthly CNPJ files have no header and `;`."""
+
+    delimiter: str = ";"
+    header: bool = False  # a first line naming the file's columns (in any case)
 
 
 @dataclass(frozen=True)
@@ -63,6 +84,8 @@ class TableSpec:
     is_lookup: bool = False
     notes: str = ""
     full_cnpj: FullCnpj | None = None  # whose check digits the quality checks verify
+    csv: CsvFormat = CsvFormat()
+    monthly: bool = True  # part of the monthly release (its drift guard and publication)
     _by_name: dict[str, ColumnSpec] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -71,6 +94,11 @@ class TableSpec:
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(column.name for column in self.columns)
+
+    @property
+    def file_columns(self) -> tuple[ColumnSpec, ...]:
+        """The columns the files hold, in their order (the others are computed from them)."""
+        return tuple(column for column in self.columns if column.prefix_of is None)
 
     def column(self, name: str) -> ColumnSpec:
         return self._by_name[name]

@@ -87,6 +87,7 @@ class FakeShare:
     stall_seconds: float = 60.0
     pace: Pace | None = None
     modified: dict[str, float] = field(default_factory=dict)  # zip name -> epoch seconds
+    folder_modified: dict[str, float] = field(default_factory=dict)  # folder -> epoch seconds
     hits: list[Hit] = field(default_factory=list)
     stalled: list[Stall] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -127,6 +128,10 @@ class FakeShare:
         modified = formatdate(self.modified.get(name, PUBLISHED_AT), usegmt=True)
         etag = hashlib.sha1(self.body(release, name)).hexdigest()[:16]
         return modified, f'"{etag}"'
+
+    def folder_version(self, folder: str) -> tuple[str, str]:
+        """A folder's listed modification time (the regime folder's snapshot is named by it)."""
+        return formatdate(self.folder_modified.get(folder, PUBLISHED_AT), usegmt=True), ""
 
     def listed(self, release: str) -> list[str]:
         return [n for n in sorted(self.releases[release]) if n not in self.hidden]
@@ -241,7 +246,10 @@ def _handler_for(share: FakeShare) -> type[BaseHTTPRequestHandler]:
                 return
             if release is None:
                 responses = [_response(DAV_PREFIX)]
-                responses += [_response(f"{DAV_PREFIX}{r}/") for r in sorted(share.releases)]
+                responses += [
+                    _response(f"{DAV_PREFIX}{r}/", version=share.folder_version(r))
+                    for r in sorted(share.releases)
+                ]
             elif release in share.releases and name is None:
                 folder = f"{DAV_PREFIX}{release}/"
                 responses = [_response(folder)]

@@ -108,6 +108,7 @@ CREATE TABLE IF NOT EXISTS cnpj_audit.rejected_row (
 ALTER TABLE cnpj_audit.file_load
     ADD COLUMN IF NOT EXISTS blank_lines bigint,
     ADD COLUMN IF NOT EXISTS continuation_lines bigint,
+    ADD COLUMN IF NOT EXISTS header_lines bigint,
     ADD COLUMN IF NOT EXISTS resumed_rows bigint NOT NULL DEFAULT 0;
 ALTER TABLE cnpj_audit.table_load
     ADD COLUMN IF NOT EXISTS resumed_from bigint REFERENCES cnpj_audit.table_load (id),

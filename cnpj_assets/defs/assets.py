@@ -25,7 +25,8 @@ LARGEST_FIRST = ("simples", "socios", "empresas", "estabelecimentos")  # ascendi
 
 
 def column_schema(spec: TableSpec) -> dg.TableSchema:
-    columns = [dg.TableColumn("release", "text", description="release partition, YYYY-MM")]
+    partition = "release partition, YYYY-MM" if spec.monthly else "snapshot, YYYY-MM-DD"
+    columns = [dg.TableColumn("release", "text", description=partition)]
     columns += [
         dg.TableColumn(c.name, c.kind.pg_type, description=c.description or None)
         for c in spec.columns

@@ -128,7 +128,8 @@ class _Evaluation:
         }
 
     def row_accounting(self) -> dg.AssetCheckResult:
-        """Every physical line of every file is a row, a reject, a blank or a continuation.
+        """Every physical line of every file is a row, a reject, a blank, a continuation or
+        the header.
 
         Deep, a file's rows are counted in PostgreSQL: what the audit says was loaded
         from each file must be there.
@@ -138,19 +139,20 @@ class _Evaluation:
             self.connection, self.spec, self.release, self.load.id, deep=self.counted is None
         )
         table = [
-            "| zip | lines | rows | rejects | blank | continuation | balanced |",
-            "|---" * 7 + "|",
+            "| zip | lines | rows | rejects | blank | continuation | header | balanced |",
+            "|---" * 8 + "|",
         ]
         unbalanced = []
         for f in files:
             balanced = (
-                f.lines is not None and f.lines == f.rows + f.rejects + f.blank + f.continuation
+                f.lines is not None
+                and f.lines == f.rows + f.rejects + f.blank + f.continuation + f.header
             )
             if not balanced:
                 unbalanced.append(f.zip_name)
             table.append(
                 f"| {f.zip_name} | {f.lines} | {f.rows} | {f.rejects} | {f.blank} | "
-                f"{f.continuation} | {'yes' if balanced else '**no**'} |"
+                f"{f.continuation} | {f.header} | {'yes' if balanced else '**no**'} |"
             )
         description = (
             f"all {len(files)} files: lines = rows + rejects + blank + continuation lines"
@@ -464,7 +466,9 @@ _DESCRIPTIONS = {
 }
 
 
-def check_specs(spec: TableSpec) -> list[dg.AssetCheckSpec]:
+def check_specs(
+    spec: TableSpec, partitions_def: dg.PartitionsDefinition = RELEASES
+) -> list[dg.AssetCheckSpec]:
     """Partitioned specs: dagster 1.13 flags them preview; the exact pin keeps them stable.
 
     The referential check of a table pointing at empresas reads empresas too, so it
@@ -477,7 +481,7 @@ def check_specs(spec: TableSpec) -> list[dg.AssetCheckSpec]:
                 name,
                 asset=_asset_key(spec),
                 description=_DESCRIPTIONS[name],
-                partitions_def=RELEASES,
+                partitions_def=partitions_def,
                 additional_deps=[dg.AssetKey([GROUP, table]) for table in spec.referenced_tables]
                 if name == REFERENTIAL_INTEGRITY
                 else None,
@@ -486,14 +490,16 @@ def check_specs(spec: TableSpec) -> list[dg.AssetCheckSpec]:
         ]
 
 
-def build_table_checks(spec: TableSpec) -> dg.AssetChecksDefinition:
+def build_table_checks(
+    spec: TableSpec, partitions_def: dg.PartitionsDefinition = RELEASES
+) -> dg.AssetChecksDefinition:
     """The checks of `cnpj/<table>`, one op per table; the UI can run any subset of them."""
 
     @dg.multi_asset_check(
         name=f"{spec.name}_checks",
-        specs=check_specs(spec),
+        specs=check_specs(spec, partitions_def),
         can_subset=True,
-        description=f"Data quality of {spec.name}, per release.",
+        description=f"Data quality of {spec.name}, per partition.",
     )
     def _checks(
         context: dg.AssetCheckExecutionContext, postgres: PostgresResource, config: QualityConfig

@@ -1,7 +1,8 @@
 """`cnpj/cnpj_completo`: one row per establishment with everything an API user asks for.
 
 Each establishment comes with its company, its Simples options, its partners as a
-jsonb array and the description of every lookup code, so a reader needs no joins.
+jsonb array, its tax regimes by year (the newest regime_tributario snapshot) and the
+description of every lookup code, so a reader needs no joins.
 `cnpj.cnpj_completo` is a view over the indexed tables of every release, not a copy:
 building the copy cost as much as loading the establishments (measured on a 1 M-company
 release: INSERT ... SELECT 10.9 s, CREATE TABLE AS 11.4-12.1 s with no parallel plan,
@@ -38,6 +39,8 @@ from cnpj_assets.postgres import tables
 from cnpj_assets.read.cnaes_secundarias import SOURCE_COLUMN, codes_of
 from cnpj_assets.read.label_table import ensure_labels, label_join
 from cnpj_assets.read.labels import label_set_for
+from cnpj_assets.regime import current as regime_current
+from cnpj_assets.regime.spec import REGIME_TRIBUTARIO
 from cnpj_assets.specs import (
     EMPRESAS,
     ESTABELECIMENTOS,
@@ -183,6 +186,29 @@ def _secondary_activities(alias: str) -> CompletoColumn:
     )
 
 
+def _tax_regimes() -> CompletoColumn:
+    """The establishment's declared regimes as a jsonb array, by year, from the newest
+    snapshot of the folder (cnpj_current.regime_tributario: it changes yearly, not with
+    the release); the folder names the CNPJ that filed, so a branch usually has none."""
+    fields = ("ano", "cnpj_da_scp", "forma_de_tributacao", "quantidade_de_escrituracoes")
+    pairs = sql.SQL(", ").join(
+        sql.SQL("{}, {}").format(sql.Literal(name), sql.Identifier("r", name)) for name in fields
+    )
+    expression = sql.SQL(
+        "coalesce((SELECT jsonb_agg(jsonb_build_object({pairs}) ORDER BY r.ano, "
+        "r.cnpj_da_scp NULLS FIRST, r.forma_de_tributacao) FROM {current} r "
+        "WHERE r.cnpj = e.cnpj_basico || e.cnpj_ordem || e.cnpj_dv), '[]'::jsonb)"
+    ).format(pairs=pairs, current=regime_current.VIEW)
+    return CompletoColumn(
+        REGIME_TRIBUTARIO.name,
+        "jsonb",
+        expression,
+        tuple((REGIME_TRIBUTARIO.name, name) for name in ("cnpj", *fields)),
+        "the regimes declared by year: [{ano, cnpj_da_scp, forma_de_tributacao, "
+        "quantidade_de_escrituracoes}] ([] if none)",
+    )
+
+
 def _one_per_company(spec: TableSpec, alias: str) -> sql.Composed:
     """LEFT JOIN one row per (release, cnpj_basico) of a company-level table."""
     return sql.SQL(
@@ -251,6 +277,7 @@ def _build_columns(point: bool = False) -> tuple[list[CompletoColumn], list[sql.
             ((ESTABELECIMENTOS.name, tables.LINEAGE_COLUMN),),
             "the establishment row's cnpj_audit.subbatch_load.id",
         ),
+        _tax_regimes(),  # last: the columns before it keep their places in views over it
     ]
     joins = [
         _one_per_company(EMPRESAS, "em"),
@@ -300,6 +327,7 @@ def ensure_view(connection: psycopg.Connection) -> None:
     copy built per release, is dropped: the view replaces it.
     """
     ensure_labels(connection)
+    regime_current.ensure_current(connection)
     definition = view_statement().as_string(connection)
     digest = hashlib.sha256(definition.encode()).hexdigest()
     comment = f"{COMPLETO.description} Definition sha256 {digest}."

@@ -259,6 +259,7 @@ class FileCopier:
                 "invalid_values": psycopg.types.json.Jsonb(result.invalid_values),
                 "blank_lines": len(result.blank_lines),
                 "continuation_lines": result.continuation_lines,
+                "header_lines": result.header_lines,
             }
         )
         if result.rejects:

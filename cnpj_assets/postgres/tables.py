@@ -18,7 +18,7 @@ from psycopg import sql
 from cnpj_assets.postgres.access import ensure_schema
 from cnpj_assets.postgres.brief_locks import LockPolicy, with_brief_locks
 from cnpj_assets.quality.duplicate_keys import DuplicateKeys, count_duplicate_keys
-from cnpj_assets.specs import ColumnKind, TableSpec
+from cnpj_assets.specs import TableSpec
 
 SCHEMA = "cnpj"
 LINEAGE_COLUMN = "_subbatch_id"
@@ -32,7 +32,7 @@ def _columns_ddl(spec: TableSpec) -> sql.Composed:
         sql.SQL("{} {}{}").format(
             sql.Identifier(c.name),
             sql.SQL(c.kind.pg_type),
-            sql.SQL(' COLLATE "C"') if c.kind is ColumnKind.CODE else sql.SQL(""),
+            sql.SQL(' COLLATE "C"') if c.kind.is_code else sql.SQL(""),
         )
         for c in spec.columns
     ]

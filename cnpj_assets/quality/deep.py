@@ -59,6 +59,7 @@ class FileRows(NamedTuple):
     rejects: int
     blank: int
     continuation: int
+    header: int
 
 
 def release_rows(spec: TableSpec) -> sql.Composed:
@@ -219,7 +220,7 @@ GROUP BY f.id
 
 _FILES = """
 SELECT id, zip_name, lines, rows, rejects, coalesce(blank_lines, 0),
-       coalesce(continuation_lines, 0)
+       coalesce(continuation_lines, 0), coalesce(header_lines, 0)
 FROM cnpj_audit.file_load WHERE table_load_id = %(load)s ORDER BY id
 """
 

@@ -32,10 +32,12 @@ class LineMap:
         blank_lines: list[int],
         rejects: list[RejectPosition],
         multiline_rows: dict[int, int],
+        header_lines: int = 0,
     ) -> None:
         self._multiline_rows = multiline_rows
+        self._first = 1 + header_lines  # DuckDB numbers a header as record 1 too
         self._row_breaks: list[int] = [0]  # good-row ordinal where a linear segment starts
-        self._line_breaks: list[int] = [1]  # physical line of that row
+        self._line_breaks: list[int] = [self._first]  # physical line of that row
         self.reject_lines: dict[int, int] = {}
         self.lines_accounted = self._walk(
             total_rows,
@@ -51,7 +53,7 @@ class LineMap:
         rejects: list[RejectPosition],
         wide_rows: list[int],
     ) -> int:
-        record, line, row = 1, 1, 0
+        record, line, row = self._first, self._first, 0
         b = r = w = 0
         while True:
             distances = []

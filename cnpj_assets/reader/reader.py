@@ -34,6 +34,33 @@ class AccountingError(RuntimeError):
     """The parser's rows and rejects do not add up to the lines of the file."""
 
 
+class HeaderError(ValueError):
+    """A file whose format has a header names other columns than its spec's."""
+
+
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def check_header(spec: TableSpec, member: ExtractedMember, encoding: str) -> int:
+    """The header lines of the member (0 or 1); a header naming other columns fails the file.
+
+    Names compare without case, spaces or quotes: the folder's files have written them
+    in upper and in lower case.
+    """
+    if not spec.csv.header:
+        return 0
+    with open(member.path, "rb") as handle:
+        first = handle.readline().removeprefix(UTF8_BOM).decode(encoding).strip()
+    found = [name.strip().strip('"').strip().lower() for name in first.split(spec.csv.delimiter)]
+    expected = [column.name for column in spec.file_columns]
+    if found != expected:
+        raise HeaderError(
+            f"{member.zip_path.name} ({member.member_name}): the header names {found}, "
+            f"expected {expected} (any case)"
+        )
+    return 1
+
+
 @dataclass(frozen=True)
 class ReaderSettings:
     """Knobs of the read; defaults suit a 2-core machine with a few GiB to spare.
@@ -121,6 +148,7 @@ class FileReadResult:
     line_map: LineMap | None = None
     continuation_lines: int = 0  # lines past the first of records with newlines in quotes
     check_counts: list[CheckCount] = field(default_factory=list)  # what the tally counted
+    header_lines: int = 0  # a first line naming the columns, where the format has one
 
     def lines(self, span: RowSpan) -> tuple[int, int]:
         """First and last physical line of a span's records."""
@@ -164,6 +192,7 @@ class FileRead:
         if self._started:
             raise RuntimeError(f"{self.member.zip_path.name} has already been read")
         self._started = True
+        self.result.header_lines = check_header(self.spec, self.member, self.settings.encoding)
         options = ReadOptions(
             encoding=self.settings.encoding,
             max_line_size=self.settings.max_line_size,
@@ -241,7 +270,13 @@ class FileRead:
         return line_map
 
     def _placed(self, rejects: list[RejectPosition]) -> LineMap:
-        return LineMap(self.result.rows, self.result.blank_lines, rejects, self._multiline_rows)
+        return LineMap(
+            self.result.rows,
+            self.result.blank_lines,
+            rejects,
+            self._multiline_rows,
+            self.result.header_lines,
+        )
 
     def _accounts_for_every_line(self, rejects: list[RejectPosition]) -> bool:
         """True if what is known so far places rows and rejects on every line."""

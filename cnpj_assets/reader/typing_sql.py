@@ -38,16 +38,18 @@ class ReadOptions:
 
 
 def read_csv_call(spec: TableSpec, path: str, options: ReadOptions) -> str:
-    """read_csv with every column as text and bad lines sent to the rejects tables.
+    """read_csv with every column of the file as text and bad lines sent to the rejects tables.
 
     The read buffer is set to the line limit, its smallest allowed size. Left to
     DuckDB, it is 16 times the line limit (128 MB for 8 MB lines): measured on a
     3.3 M-row member, the read then took 985 MiB of memory, growing with the file,
     against 243 MiB flat and 40% less time with 8 MB buffers.
     """
-    columns = ", ".join(f"{quote_literal(c.name)}: 'VARCHAR'" for c in spec.columns)
+    columns = ", ".join(f"{quote_literal(c.name)}: 'VARCHAR'" for c in spec.file_columns)
+    header = "true" if spec.csv.header else "false"
     return (
-        f"read_csv({quote_literal(path)}, header = false, delim = ';', quote = '\"', "
+        f"read_csv({quote_literal(path)}, header = {header}, "
+        f"delim = {quote_literal(spec.csv.delimiter)}, quote = '\"', "
         f"escape = '\"', auto_detect = false, columns = {{{columns}}}, "
         f"encoding = {quote_literal(options.encoding)}, store_rejects = true, "
         f"max_line_size = {int(options.max_line_size)}, "
@@ -65,7 +67,7 @@ def _source(spec: TableSpec, path: str, options: ReadOptions) -> str:
         return csv
     columns = ", ".join(
         f"replace({quote_identifier(c.name)}, chr(0), '') AS {quote_identifier(c.name)}"
-        for c in spec.columns
+        for c in spec.file_columns
     )
     return f"(SELECT {columns} FROM {csv})"  # noqa: S608
 
@@ -88,25 +90,61 @@ def _typed_and_given(column: ColumnSpec) -> tuple[str, str | None]:
     if column.kind is ColumnKind.DECIMAL:
         typed = f"TRY_CAST(replace(replace({name}, '.', ''), ',', '.') AS DECIMAL(20, 2))"
         return typed, f"({name} IS NOT NULL)"
+    if column.kind is ColumnKind.INTEGER:
+        return f"TRY_CAST(trim({name}) AS INTEGER)", f"({name} IS NOT NULL)"
+    if column.kind is ColumnKind.CNPJ:
+        return _cnpj(name)
     return name, None
 
 
+def _cnpj(name: str) -> tuple[str, str]:
+    """A CNPJ as its 14 characters, whether punctuated (00.000.000/0001-91) or not.
+
+    Digits alone are padded with zeros (a spreadsheet drops them); an alphanumeric one
+    must be whole. Zeros alone mean "none" (cnpj_da_scp is 0 when there is no SCP). The
+    usual value, 14 characters, is settled by the first test: one regular expression.
+    """
+    bare = f"upper(replace(replace(replace(trim({name}), '.', ''), '/', ''), '-', ''))"
+    typed = (
+        f"CASE WHEN regexp_full_match({bare}, '[0-9A-Z]{{12}}[0-9]{{2}}') "
+        f"THEN nullif({bare}, '00000000000000') "
+        f"WHEN ltrim({bare}, '0') = '' THEN NULL "
+        f"WHEN regexp_full_match({bare}, '[0-9]{{1,13}}') THEN lpad({bare}, 14, '0') END"
+    )
+    return typed, f"({name} IS NOT NULL AND NOT regexp_full_match({bare}, '0*'))"
+
+
+FLAGGED_KINDS = (ColumnKind.DATE, ColumnKind.DECIMAL, ColumnKind.INTEGER, ColumnKind.CNPJ)
+
+
 def typed_columns_with_flags(spec: TableSpec) -> list[str]:
-    """Names of the columns whose invalid values are counted (dates and decimals)."""
-    return [c.name for c in spec.columns if c.kind in (ColumnKind.DATE, ColumnKind.DECIMAL)]
+    """Names of the file's columns whose invalid values are counted (all but text and codes)."""
+    return [c.name for c in spec.file_columns if c.kind in FLAGGED_KINDS]
 
 
 def typed_select(spec: TableSpec, path: str, options: ReadOptions) -> str:
-    """SELECT the typed columns, then one `_given_` flag per date or decimal column."""
+    """SELECT the typed columns, then one `_given_` flag per column whose values are counted.
+
+    A column not in the file (`prefix_of`) is cut from its source's typed value by an
+    outer SELECT, so the source is typed once; the reader picks columns by name.
+    """
     typed_columns: list[str] = []
     flags: list[str] = []
-    for column in spec.columns:
+    for column in spec.file_columns:
         typed, given = _typed_and_given(column)
         typed_columns.append(f"{typed} AS {quote_identifier(column.name)}")
         if given is not None:
             flags.append(f"{given} AS {quote_identifier(GIVEN_PREFIX + column.name)}")
     select_list = ",\n  ".join(typed_columns + flags)
-    return f"SELECT\n  {select_list}\nFROM {_source(spec, path, options)}"  # noqa: S608
+    select = f"SELECT\n  {select_list}\nFROM {_source(spec, path, options)}"  # noqa: S608
+    cut = [
+        f"left({quote_identifier(c.prefix_of)}, {int(c.width or 0)}) AS {quote_identifier(c.name)}"
+        for c in spec.columns
+        if c.prefix_of is not None
+    ]
+    if not cut:
+        return select
+    return f"SELECT *, {', '.join(cut)} FROM ({select})"  # noqa: S608
 
 
 def newline_counts_select(spec: TableSpec, path: str, options: ReadOptions) -> str:
@@ -115,10 +153,12 @@ def newline_counts_select(spec: TableSpec, path: str, options: ReadOptions) -> s
     A second pass, run only on a file whose lines outnumber its rows, rejects and blank
     lines; the main read never computes it, so the usual file pays nothing for it.
     """
-    lengths = " + ".join(f"coalesce(length({quote_identifier(c.name)}), 0)" for c in spec.columns)
+    lengths = " + ".join(
+        f"coalesce(length({quote_identifier(c.name)}), 0)" for c in spec.file_columns
+    )
     without = " + ".join(
         f"coalesce(length(replace({quote_identifier(c.name)}, chr(10), '')), 0)"
-        for c in spec.columns
+        for c in spec.file_columns
     )
     source = _source(spec, path, options)
     return f"SELECT ({lengths}) - ({without}) AS {NEWLINE_COUNT_COLUMN} FROM {source}"  # noqa: S608

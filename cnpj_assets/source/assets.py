@@ -53,6 +53,26 @@ def _outcomes_markdown(outcomes: list[FileOutcome]) -> str:
     return "\n".join(lines)
 
 
+def download_metadata(
+    outcomes: list[FileOutcome], seconds: float, folder: Path
+) -> dict[str, dg.MetadataValue]:
+    """What a download did, for the UI: files, bytes, stalls and resumes, speed, each zip."""
+    fetched = sum(o.fetched_bytes for o in outcomes)
+    return {
+        "files": dg.MetadataValue.int(len(outcomes)),
+        "downloaded_files": dg.MetadataValue.int(sum(not o.skipped for o in outcomes)),
+        "skipped_files": dg.MetadataValue.int(sum(o.skipped for o in outcomes)),
+        "bytes": dg.MetadataValue.int(sum(o.size for o in outcomes)),
+        "downloaded_bytes": dg.MetadataValue.int(fetched),
+        "stalls": dg.MetadataValue.int(sum(o.stalls for o in outcomes)),
+        "resumes": dg.MetadataValue.int(sum(o.resumes for o in outcomes)),
+        "seconds": plotted.seconds(seconds),
+        "megabytes_per_second": plotted.rate(fetched / MB, seconds, digits=2),
+        "folder": dg.MetadataValue.path(str(folder)),
+        "files_downloaded": dg.MetadataValue.md(_outcomes_markdown(outcomes)),
+    }
+
+
 @dg.asset(
     key=RELEASE_FILES_KEY,
     group_name=SOURCE_GROUP,
@@ -81,24 +101,9 @@ def release_files(
         receita.client(), files, folder, receita.download_settings(), context.log.info
     )
     (folder / SUCCESS_MARKER).write_text("\n".join(o.name for o in outcomes) + "\n")
-    seconds = time.monotonic() - started
-    fetched = sum(o.fetched_bytes for o in outcomes)
-    return dg.MaterializeResult(
-        metadata={
-            "files": dg.MetadataValue.int(len(outcomes)),
-            "downloaded_files": dg.MetadataValue.int(sum(not o.skipped for o in outcomes)),
-            "skipped_files": dg.MetadataValue.int(sum(o.skipped for o in outcomes)),
-            "bytes": dg.MetadataValue.int(sum(o.size for o in outcomes)),
-            "downloaded_bytes": dg.MetadataValue.int(fetched),
-            "stalls": dg.MetadataValue.int(sum(o.stalls for o in outcomes)),
-            "resumes": dg.MetadataValue.int(sum(o.resumes for o in outcomes)),
-            "seconds": plotted.seconds(seconds),
-            "megabytes_per_second": plotted.rate(fetched / MB, seconds, digits=2),
-            "folder": dg.MetadataValue.path(str(folder)),
-            "source": dg.MetadataValue.url(files[0].url.rsplit("/", 1)[0] + "/"),
-            "files_downloaded": dg.MetadataValue.md(_outcomes_markdown(outcomes)),
-        }
-    )
+    metadata = download_metadata(outcomes, time.monotonic() - started, folder)
+    metadata["source"] = dg.MetadataValue.url(files[0].url.rsplit("/", 1)[0] + "/")
+    return dg.MaterializeResult(metadata=metadata)
 
 
 download_job = dg.define_asset_job(

@@ -81,15 +81,30 @@ class ShareClient:
         share_folder = urljoin(_folder(self.share_url), quote(release) + "/")
         return self._either(
             f"list the files of {release}",
-            lambda: sorted(
-                (
-                    RemoteFile(e.name, e.url, e.size, e.modified, e.etag)
-                    for e in self._propfind(share_folder)
-                    if not e.is_folder and e.name.lower().endswith(".zip")
-                ),
-                key=lambda f: f.name.lower(),
-            ),
+            lambda: self._zips(share_folder),
             lambda root: self._index_files(urljoin(root, quote(release) + "/")),
+        )
+
+    def list_folder(self, name: str) -> tuple[DavEntry, list[RemoteFile]]:
+        """A folder at the share's root, found in any case, with its zips (WebDAV only: the
+        old index gives no modification date to name a snapshot by)."""
+        try:
+            root = self._propfind(_folder(self.share_url))
+            entry = next((e for e in root if e.is_folder and e.name.lower() == name.lower()), None)
+            if entry is None:
+                raise SourceError(f"the share {self.share_url} has no folder {name}")
+            return entry, self._zips(_folder(entry.url))
+        except (OSError, ValueError, http.client.HTTPException) as error:
+            raise SourceError(f"list {name}: the share {self.share_url} failed: {error}") from error
+
+    def _zips(self, folder_url: str) -> list[RemoteFile]:
+        return sorted(
+            (
+                RemoteFile(e.name, e.url, e.size, e.modified, e.etag)
+                for e in self._propfind(folder_url)
+                if not e.is_folder and e.name.lower().endswith(".zip")
+            ),
+            key=lambda f: f.name.lower(),
         )
 
     def _index_files(self, page: str) -> list[RemoteFile]:
