@@ -62,8 +62,11 @@ class Browser:
             start_new_session=True,
         )
         port_file = profile / "DevToolsActivePort"
-        port = wait_for(
-            "Chromium's DevTools port", lambda: port_file.read_text().split()[0], 60, 0.2
+        port = wait_for(  # the file may exist a moment before its port is written in it
+            "Chromium's DevTools port",
+            lambda: next(iter(port_file.read_text().split()), None),
+            60,
+            0.2,
         )
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as answer:
             page = next(t for t in json.load(answer) if t["type"] == "page")

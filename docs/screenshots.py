@@ -112,8 +112,8 @@ def _shots(url: str, last_run: str) -> list[Shot]:
         Shot("asset-estabelecimentos.png", asset, ("Latest materialization", SECOND)),
         Shot(
             "asset-plots.png",
-            f"{asset}?view=events",
-            ("Plots",),
+            asset,
+            ("Metadata", "rows_per_second"),
             click="Plots",
             then=("When graphing values by partition", "rows_per_second"),
         ),
@@ -145,7 +145,7 @@ def _take(browser: Browser, shot: Shot) -> Path:
             f"{shot.page}: see {failed}; the page read:\n{browser.text()}"
         ) from error
     if shot.name == "asset-graph.png":
-        for _ in range(2):
+        for _ in range(6):
             browser.settle(1)
             browser.evaluate(f"({ZOOM_OUT})()")
     browser.settle(4)  # charts and the graph's layout animate in
