@@ -33,10 +33,10 @@ from cnpj_assets.commands import release_run_config  # noqa: E402
 from cnpj_assets.definitions import release_job  # noqa: E402
 from cnpj_assets.defs.assets import RELEASES  # noqa: E402
 from cnpj_assets.defs.changes import changes  # noqa: E402
-from cnpj_assets.defs.completo import COMPLETO  # noqa: E402
 from cnpj_assets.defs.resources import build_resources  # noqa: E402
 from cnpj_assets.instance import get_instance  # noqa: E402
 from cnpj_assets.postgres.server import server_url  # noqa: E402
+from cnpj_assets.read.completo_view import COMPLETO  # noqa: E402
 from cnpj_assets.releases.changes import CHANGES  # noqa: E402
 from cnpj_assets.specs import TABLES  # noqa: E402
 from cnpj_assets.synthetic import write_release  # noqa: E402

@@ -56,11 +56,11 @@ from cnpj_assets.definitions import (  # noqa: E402
     release_job,
 )
 from cnpj_assets.defs.assets import RELEASES, TABLE_ASSETS  # noqa: E402
-from cnpj_assets.defs.completo import COMPLETO  # noqa: E402
 from cnpj_assets.defs.executor import threaded_executor  # noqa: E402
 from cnpj_assets.instance import get_instance  # noqa: E402
 from cnpj_assets.postgres.server import ServerUrl, server_url  # noqa: E402
 from cnpj_assets.read.cnaes_secundarias import CNAES_SECUNDARIAS  # noqa: E402
+from cnpj_assets.read.completo_view import COMPLETO  # noqa: E402
 from cnpj_assets.releases.changes import CHANGES  # noqa: E402
 from cnpj_assets.specs import TABLES  # noqa: E402
 from cnpj_assets.synthetic import write_release  # noqa: E402

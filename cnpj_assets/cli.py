@@ -380,9 +380,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cnpj-assets {args.command}: {message}", file=sys.stderr)
         return 1 if isinstance(error, OneLineError) else 2
     finally:
-        # The interpreter's exit would collect every object Dagster and its imports made:
-        # 11 s measured after a load on a busy machine, 0.8 s with them frozen. A load
-        # stopped by Ctrl-C or SIGTERM must end within seconds.
+        # The interpreter's exit would collect every object Dagster and its imports made,
+        # for seconds; a load stopped by Ctrl-C or SIGTERM must end within seconds.
         gc.freeze()
 
 

@@ -61,17 +61,27 @@ class Browser:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+        self.connection = ExitStack()
+        try:
+            self.socket: ClientConnection = self.connection.enter_context(
+                connect(self._page(profile)["webSocketDebuggerUrl"], max_size=None)
+            )
+        except BaseException:
+            self.close()  # a browser that never answered is not left running
+            raise
+        self.ids = itertools.count(1)
+
+    @staticmethod
+    def _page(profile: Path) -> dict[str, Any]:
         port_file = profile / "DevToolsActivePort"
-        port = wait_for(
-            "Chromium's DevTools port", lambda: port_file.read_text().split()[0], 60, 0.2
+        port = wait_for(  # the file may exist a moment before its port is written in it
+            "Chromium's DevTools port",
+            lambda: next(iter(port_file.read_text().split()), None),
+            60,
+            0.2,
         )
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as answer:
-            page = next(t for t in json.load(answer) if t["type"] == "page")
-        self.connection = ExitStack()
-        self.socket: ClientConnection = self.connection.enter_context(
-            connect(page["webSocketDebuggerUrl"], max_size=None)
-        )
-        self.ids = itertools.count(1)
+            return next(t for t in json.load(answer) if t["type"] == "page")
 
     def close(self) -> None:
         self.connection.close()

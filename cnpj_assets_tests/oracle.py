@@ -2,7 +2,7 @@
 
 The tests compare the database with this, not with the loader's own counts, so a
 loader that drops or invents rows cannot agree with itself and pass. It follows the
-layout (cnpj-layout.md and the README's "Reading the files"), never the reader: a
+layout (cnpj-layout.md and docs/tables.md's "Reading the files"), never the reader: a
 record with any other number of fields than the table's columns is a reject, and the
 values are typed here with Python's date and Decimal, not DuckDB. (The one leniency
 of the reader, an empty field past the last read as a trailing delimiter, is not

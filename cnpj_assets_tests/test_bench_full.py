@@ -1,6 +1,6 @@
 """benchmarks/bench_full.py on a tiny release: every figure there, every projection as stated.
 
-The benchmark's numbers go into the README as what a user must plan for, so its shape is
+The benchmark's numbers go into the README and docs/performance.md as what a user must plan for, so its shape is
 tested, not its speed: it loads through `cnpj-assets load` in a process of its own, and
 each figure must be measured and projected to a real release by the rule it names.
 """

@@ -11,9 +11,10 @@ import pytest
 from psycopg.rows import dict_row
 
 from cnpj_assets.defs.assets import RELEASES
-from cnpj_assets.defs.completo import COLUMNS, cnpj_completo
+from cnpj_assets.defs.completo import cnpj_completo
 from cnpj_assets.defs.resources import build_resources
 from cnpj_assets.postgres.server import ServerUrl
+from cnpj_assets.read.completo_view import COLUMNS
 from cnpj_assets.specs import TABLES
 from cnpj_assets_tests.conftest import RELEASE
 from cnpj_assets_tests.helpers import count_rows, materialize, query

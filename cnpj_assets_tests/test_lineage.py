@@ -226,18 +226,18 @@ def test_the_lineage_view_has_one_row_per_subbatch(loaded, postgres_server: Serv
     assert counts[0] == counts[1] > len(FACTS)
 
 
-def _readme_queries() -> list[str]:
-    """The SQL examples of the README's lineage subsection, one statement each."""
-    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Lineage of a CNPJ", 1)[1].split("\n## ", 1)[0]
+def _documented_queries() -> list[str]:
+    """The SQL examples of docs/lineage.md's "Lineage of a CNPJ", one statement each."""
+    page = (Path(__file__).parents[1] / "docs" / "lineage.md").read_text(encoding="utf-8")
+    section = page.split("## Lineage of a CNPJ", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```sql\n(.*?)```", section, flags=re.S)
     return [statement for block in blocks for statement in block.split(";") if statement.strip()]
 
 
-def test_the_readme_queries_find_the_loaded_rows(
+def test_the_documented_lineage_queries_find_the_loaded_rows(
     loaded, postgres_server: ServerUrl, alphanumeric_branch
 ) -> None:
-    statements = _readme_queries()
+    statements = _documented_queries()
     assert len(statements) == 3
     basico = alphanumeric_branch[2][0]
     for statement in statements:

@@ -20,7 +20,6 @@ import dagster as dg
 import psycopg
 import pytest
 
-from cnpj_assets.defs.completo import ensure_view
 from cnpj_assets.defs.regime import (
     REGIME_CHECKS,
     SNAPSHOTS,
@@ -31,6 +30,7 @@ from cnpj_assets.defs.regime import (
 from cnpj_assets.defs.resources import build_resources
 from cnpj_assets.lineage import find_lineage, parse_cnpj
 from cnpj_assets.postgres.server import ServerUrl
+from cnpj_assets.read.completo_view import ensure_view
 from cnpj_assets.regime.share import download_snapshot, list_folder
 from cnpj_assets.source.resource import ReceitaSourceResource
 from cnpj_assets.source.settings import DownloadSettings

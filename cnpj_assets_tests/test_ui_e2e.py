@@ -3,7 +3,7 @@ the PostgreSQL instance, used through GraphQL (the UI's own API), Dagster's CLI 
 headless Chromium.
 
 A load run by `cnpj-assets load` is a run of the declared `load_release` job that the UI
-re-executes, through GraphQL and with the run page's "Re-execute all" button; the README's
+re-executes, through GraphQL and with the run page's "Re-execute all" button; the docs'
 Dagster CLI examples (sensors, a backfill of releases) run against the same instance; the
 share sensor, switched on like a user would in the UI, downloads a month from a fake share
 on 127.0.0.1 and loads it; the browser sees the location's asset group, an asset's plots

@@ -1,12 +1,10 @@
 """A Dagster executor that runs a job's independent steps at once, in threads of one process.
 
 A release job is ten table loads, their checks and cnpj_completo. In-process execution
-runs them one after another, and no single table load keeps both cores busy (75-83%
-of a 1 M-company release's tables, measured from /proc/stat). The multiprocess
-executor overlaps them, but each step then starts a process that loads the code
-location and connects to the instance: measured on the same release, the six lookups
-(a few thousand rows each) took 5-6 s instead of 0.6 s, and the whole job 44-54 s
-instead of 14. Here every step runs in a thread of the run's process: the heavy work
+runs them one after another, and no single table load keeps both cores busy. The
+multiprocess executor overlaps them, but each step then starts a process that loads
+the code location and connects to the instance, which costs more than a small step
+itself. Here every step runs in a thread of the run's process: the heavy work
 of a load already runs outside the GIL (DuckDB, Arrow, libpq, ISA-L), the resources
 are built once, and a step starts in milliseconds.
 

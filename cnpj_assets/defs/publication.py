@@ -15,9 +15,9 @@ import psycopg
 from cnpj_assets.audit.schema import ensure_audit_schema
 from cnpj_assets.defs.assets import GROUP, RELEASES
 from cnpj_assets.defs.checks import CheckMode, QualityConfig, evaluate
-from cnpj_assets.defs.completo import COMPLETO
 from cnpj_assets.defs.resources import LoadSettingsResource, PostgresResource
 from cnpj_assets.quality.rules import BLOCKING
+from cnpj_assets.read.completo_view import COMPLETO
 from cnpj_assets.releases.publication import CURRENT_SCHEMA, PUBLISHED, REFUSED, publish
 from cnpj_assets.releases.retention import retain
 from cnpj_assets.specs import TABLES

@@ -36,8 +36,8 @@ class LoadSettingsResource(dg.ConfigurableResource):
     """Batch sizes, encoding, DuckDB limits, COPY streams and retries of a load.
 
     The fields mirror loader.LoadSettings (which stays free of Dagster) and take their
-    defaults from it, so the two cannot drift; see the README's Performance section for
-    what each one does.
+    defaults from it, so the two cannot drift; see docs/performance.md ("Load settings")
+    for what each one does.
     """
 
     scratch_dir: str

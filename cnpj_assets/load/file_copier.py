@@ -2,9 +2,8 @@
 
 A file's audit context closes only after its last batch is COPYed, but the next file's
 batches need not wait for that: closing a file is queued behind its batches, and the
-next file's first batch is submitted at once. Draining the COPY streams at every file
-boundary left a stream idle for a sub-batch per file (measured on the ten empresas
-zips of a 2 M-row release: rows in 2.7-3.2 s before, 2.6-2.8 s after).
+next file's first batch is submitted at once: draining the COPY streams at every file
+boundary left a stream idle for a sub-batch per file.
 
 On error, every file still open is closed FAILED with the error, except a file whose
 batches had all been COPYed before it: that one completes, so a resume skips it.
@@ -32,9 +31,8 @@ from cnpj_assets.postgres.writer import copy_rows
 from cnpj_assets.reader import Batch, ExtractedMember, FileRead, RowSpan, SubBatch
 
 # Batches submitted to the COPY streams and not yet closed. With one, the streams
-# idled while the main thread made the audit round trips of the next batch: measured
-# on the ten empresas zips of 2 M rows, each stream was busy 73-80% of "rows in"
-# (2.4-3.0 s); with two, 79-87% (2.2-2.7 s); three gave no more.
+# idled while the main thread made the audit round trips of the next batch; three
+# gave no more than two.
 BATCHES_IN_FLIGHT = 2
 
 

@@ -385,14 +385,10 @@ def _read_steps(
 
     Each file is read by DuckDB in a thread of its own, and the next file's read starts
     as soon as the current file has handed out its first batch, so the next file's
-    first batch is ready when the current file's last one is COPYed. Started only once
-    the current file was done, DuckDB's start on each file (connecting, binding,
-    parsing a first batch: ~0.3 s on a 2 M-row release's small files while the cores
-    are shared) left both COPY streams idle at every file boundary: measured on the
-    ten estabelecimentos zips of a 2 M-row release, no COPY was running for 0.55-0.66 s
-    of the 6.1-6.3 s it took to get the rows in, and the cores were busy 88-91% of it;
-    with the next read started early, 92-94%. A file's read result is complete before
-    the next file's opening step is yielded.
+    first batch is ready when the current file's last one is COPYed: DuckDB's start on
+    each file (connecting, binding, parsing a first batch) otherwise leaves both COPY
+    streams idle at every file boundary. A file's read result is complete before the
+    next file's opening step is yielded.
     """
     starts = (_start_read(spec, file, member, settings, counted) for file, member in extracted)
     current = next(starts, None)

@@ -2,8 +2,8 @@
 
 A swap (or a publication) needs an ACCESS EXCLUSIVE lock on a table its readers use.
 Asked for plainly, the request waits behind a running query and every later query of
-the table waits behind the request: one analyst's 60 s query on cnpj.empresas made a
-probe wait 53 s. Here each attempt waits at most `timeout_ms` for its locks
+the table waits behind the request, for as long as the running query lasts. Here each
+attempt waits at most `timeout_ms` for its locks
 (`lock_timeout`), then gives up and lets the readers through, and tries again with a
 growing pause until `deadline_seconds`; past it, the error names who holds the table.
 

@@ -1,7 +1,7 @@
 """Several COPY streams at once: worker threads, each with its own connection.
 
-One COPY stream keeps one PostgreSQL backend (one core) busy; two streams measured
-~740 k rows/s against ~430 k for one on this kind of machine. The CSV formatting of a
+One COPY stream keeps one PostgreSQL backend (one core) busy, so two streams keep a
+2-core machine's PostgreSQL side busy. The CSV formatting of a
 sub-batch happens in the worker too (Arrow releases the GIL), so it overlaps with the
 DuckDB read of the next batch.
 """

@@ -26,7 +26,7 @@ LINEAGE_COLUMN = "_subbatch_id"
 
 def _columns_ddl(spec: TableSpec) -> sql.Composed:
     """Typed columns; codes compare byte-wise (COLLATE "C"): their natural order, and key
-    builds measured 1.6-2.6x faster than under the database's default collation."""
+    builds faster than under the database's default collation."""
     columns = [sql.SQL("release text NOT NULL")]
     columns += [
         sql.SQL("{} {}{}").format(
@@ -107,7 +107,7 @@ def create_loading_child(
 
     Autovacuum stays off the child until it is swapped in: a vacuum of a table still
     being filled is wasted, and one that started during the load made CREATE INDEX wait
-    `deadlock_timeout` (1 s, measured: key and indexes 2.6 s instead of 1.6).
+    `deadlock_timeout`.
     """
     ensure_parent(connection, spec)
     child = loading_child(spec, release, table_load_id)
@@ -242,8 +242,7 @@ def _cancel_blocking_autovacuum_soon(connection: psycopg.Connection) -> None:
 
     A freshly loaded child is soon vacuumed by autovacuum (insert threshold), slowly,
     for minutes. A reload's LOCK then waits `deadlock_timeout` (1 s by default) before
-    the deadlock check cancels the autovacuum: measured as a 1,000 ms LOCK in the
-    server log, an eighth of a 2 M-row load. Only a superuser (or, from PostgreSQL 15,
+    the deadlock check cancels the autovacuum. Only a superuser (or, from PostgreSQL 15,
     a role granted SET on the parameter) may lower the timeout; anyone else keeps the
     server's. The right is looked up first: a refused SET writes an ERROR line to the
     server's log at every swap.

@@ -3,9 +3,9 @@
 The same modulo-11 rule as `cnpj_number` (each character worth its code minus 48, IN
 RFB 2.229/2024), on the column's bytes seen as 14 rows of one byte per CNPJ: a few
 vector operations per character position instead of a Python loop or a 28-term SQL
-expression per row, so the reader can afford it on every establishment it loads
-(~0.03 s per million CNPJs; the same arithmetic on a CNPJs x 14 matrix took 0.11-0.13 s,
-its strided columns being slow to convert).
+expression per row, so the reader can afford it on every establishment it loads. One
+character position at a time, not a CNPJs x 14 matrix, whose strided columns are slow
+to convert.
 """
 
 from __future__ import annotations

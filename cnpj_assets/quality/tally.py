@@ -5,8 +5,7 @@ row is counted there, in the reader's thread: codes missing from their lookup ta
 codes the layout's labels do not know, CNPJs with wrong check digits, and the secondary
 activities each establishment lists (the rows `cnpj.cnaes_secundarias` must then hold).
 The checks then read these counts from the audit instead of scanning the loaded table
-again (on 1 M companies the check digits alone took 14 s in SQL;
-here they cost ~0.1 s per million CNPJs).
+again, which cost more than the load's own work on the same rows.
 
 Counts are per file. Each keeps the failing values with their number of rows and the
 first row holding them, up to a cap: orphan codes are few and all kept, so the check

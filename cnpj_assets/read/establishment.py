@@ -22,9 +22,9 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from cnpj_assets.defs.completo import view_statement
 from cnpj_assets.lineage import CnpjQuery, parse_cnpj
 from cnpj_assets.postgres import tables
+from cnpj_assets.read.completo_view import view_statement
 from cnpj_assets.releases.publication import CURRENT_SCHEMA
 from cnpj_assets.specs import ESTABELECIMENTOS
 

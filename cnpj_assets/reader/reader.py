@@ -67,10 +67,9 @@ class ReaderSettings:
 
     Up to five batches of a file are alive at once (being read, queued, two in flight,
     one closing), and up to two of the next file's, read ahead; so the batch size sets
-    most of the memory: 250 k-row batches peaked at 600 MiB on a 4 M-row file against
-    450 MiB on an 820 k-row one; 50 k-row batches at 420 and 400 MiB, at the same
-    speed. One DuckDB thread (~600 k rows/s) outruns the COPY streams, which already
-    keep both cores busy; a second one added ~120 MiB and no speed.
+    most of the memory, and 50 k rows keep it flat at the same speed. One DuckDB thread
+    outruns the COPY streams, which already keep both cores busy; a second one adds
+    memory and no speed.
     """
 
     batch_rows: int = 50_000

@@ -41,9 +41,8 @@ def read_csv_call(spec: TableSpec, path: str, options: ReadOptions) -> str:
     """read_csv with every column of the file as text and bad lines sent to the rejects tables.
 
     The read buffer is set to the line limit, its smallest allowed size. Left to
-    DuckDB, it is 16 times the line limit (128 MB for 8 MB lines): measured on a
-    3.3 M-row member, the read then took 985 MiB of memory, growing with the file,
-    against 243 MiB flat and 40% less time with 8 MB buffers.
+    DuckDB, it is 16 times the line limit (128 MB for 8 MB lines), and the read's memory
+    grows with the file.
     """
     columns = ", ".join(f"{quote_literal(c.name)}: 'VARCHAR'" for c in spec.file_columns)
     header = "true" if spec.csv.header else "false"
@@ -77,8 +76,8 @@ def _typed_and_given(column: ColumnSpec) -> tuple[str, str | None]:
 
     A value given but not typed (NULL) was invalid; counting those from the flag and the
     typed column's nulls parses each value once. Eight digits compare as text in date
-    order, so the range check needs no parse; one level of plain comparisons measured
-    ~30% faster than parsing in a subquery.
+    order, so the range check needs no parse; one level of plain comparisons is faster
+    than parsing in a subquery.
     """
     name = quote_identifier(column.name)
     if column.kind is ColumnKind.DATE:

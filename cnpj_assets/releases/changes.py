@@ -334,15 +334,13 @@ def fill(database_url: str, child: tables.LoadingChild, previous: str) -> None:
 
     An INSERT ... SELECT runs on one core (PostgreSQL plans no parallel workers for
     it), so the comparisons go two at a time on connections of their own, the largest
-    (estabelecimentos, half the work) beside the three others: the four took 3.0-4.5 s
-    instead of 5.5-5.8 s one after another (1 M companies, a shared machine).
+    (estabelecimentos, half the work) beside the three others.
 
     Each comparison hashes one release's rows to join the other's. Left to itself the
     planner sorted both sides for a merge join, spilling to disk with the default 4 MB
-    of work_mem: 10.6 s for 317 k establishments against 6.5 s hashed in memory
-    (measured on a loaded machine). So each connection gets WORK_MEM and no merge
-    joins. Rows are de-duplicated by key only where a load found repeated keys (the
-    sort cost another 0.3 s per side).
+    of work_mem, much slower than a hash in memory. So each connection gets WORK_MEM and
+    no merge joins. Rows are de-duplicated by key only where a load found repeated keys
+    (the sort costs time on each side).
     """
     largest = [c for c in COMPARISONS if c.spec is ESTABELECIMENTOS]
     others = [c for c in COMPARISONS if c.spec is not ESTABELECIMENTOS]

@@ -21,16 +21,15 @@ import psycopg
 from psycopg import sql
 
 from cnpj_assets.audit.queries import published_release
-from cnpj_assets.defs import completo
 from cnpj_assets.postgres import tables
 from cnpj_assets.postgres.access import ensure_schema
 from cnpj_assets.postgres.brief_locks import LockPolicy, with_brief_locks
-from cnpj_assets.read import cnaes_secundarias
+from cnpj_assets.read import cnaes_secundarias, completo_view
 from cnpj_assets.read.search_function import create_search_function
 from cnpj_assets.specs import TABLES
 
 CURRENT_SCHEMA = "cnpj_current"
-VIEWS = (*TABLES, cnaes_secundarias.CNAES_SECUNDARIAS.name, completo.COMPLETO.name)
+VIEWS = (*TABLES, cnaes_secundarias.CNAES_SECUNDARIAS.name, completo_view.COMPLETO.name)
 PUBLISHED, KEPT, REFUSED = "published", "kept", "refused"
 
 
@@ -119,7 +118,7 @@ def publish(
         )
         _record(connection, outcome, run_id)
         return outcome
-    completo.ensure_view(connection)
+    completo_view.ensure_view(connection)
     cnaes_secundarias.ensure_parent(connection)
 
     def decide_and_move() -> Publication:

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from cnpj_assets.defs.completo import COMPLETO, copy_name
 from cnpj_assets.postgres import load_lock, tables
 from cnpj_assets.postgres.brief_locks import LockPolicy, with_brief_locks
 from cnpj_assets.read.cnaes_secundarias import CNAES_SECUNDARIAS
+from cnpj_assets.read.completo_view import COMPLETO, copy_name
 from cnpj_assets.releases.changes import CHANGES
 from cnpj_assets.specs import TABLES, TableSpec
 

@@ -16,8 +16,8 @@ from typing import Any
 import psycopg
 
 from cnpj_assets.audit.queries import published_release
-from cnpj_assets.defs.completo import copy_name
 from cnpj_assets.postgres import tables
+from cnpj_assets.read.completo_view import copy_name
 from cnpj_assets.specs import TABLES
 
 _LOADS = """

@@ -1,6 +1,7 @@
 """How hard, how wide and how patiently a release is downloaded.
 
-The defaults and the measurements behind them are in the README ("Stalls"): the stall
+The defaults are explained in docs/operating.md ("Stalls"), their measurements in
+docs/notebook.md: the stall
 timeout sits far above the longest silence of a slow but live transfer and far below the
 60 s socket timeout that used to be the only way to notice a stall; the stall budget and
 the deadline let the largest zip (Estabelecimentos0, ~1.3 GB) through a share that stalls

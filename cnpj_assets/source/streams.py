@@ -6,7 +6,8 @@ Streams open before a cut stall on their own schedule, so stalls within one stal
 of a cut are one episode and cut once (TCP's once per round trip). A file that completes,
 or a stream that keeps receiving for a stall timeout, adds one back, up to the maximum.
 One fewer, not half: streams that stall on their own, not from crowding, would otherwise
-collapse the download to one stream for nothing (README, "Stalls", for the numbers).
+collapse the download to one stream for nothing (the numbers: docs/notebook.md,
+"Downloads and stalls").
 """
 
 from __future__ import annotations
