@@ -280,7 +280,12 @@ def test_cnpj_completo_lists_the_establishments_regimes_by_year(
     assert with_regimes, "no establishment got a regime"
     assert set(with_regimes) <= set(expected)
     for cnpj, regimes in with_regimes.items():
-        key = lambda r: (r["ano"], r["cnpj_da_scp"] or "", r["forma_de_tributacao"])  # noqa: E731
+        key = lambda r: (  # noqa: E731
+            r["ano"],
+            r["cnpj_da_scp"] or "",
+            r["forma_de_tributacao"],
+            r["quantidade_de_escrituracoes"],
+        )
         assert regimes == sorted(expected[cnpj], key=key), cnpj
     assert all(regimes == [] for cnpj, regimes in found.items() if cnpj not in expected)
 

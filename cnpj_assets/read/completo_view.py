@@ -182,7 +182,8 @@ def _tax_regimes() -> CompletoColumn:
     )
     expression = sql.SQL(
         "coalesce((SELECT jsonb_agg(jsonb_build_object({pairs}) ORDER BY r.ano, "
-        "r.cnpj_da_scp NULLS FIRST, r.forma_de_tributacao) FROM {current} r "
+        "r.cnpj_da_scp NULLS FIRST, r.forma_de_tributacao, r.quantidade_de_escrituracoes) "
+        "FROM {current} r "
         "WHERE r.cnpj = e.cnpj_basico || e.cnpj_ordem || e.cnpj_dv), '[]'::jsonb)"
     ).format(pairs=pairs, current=regime_current.VIEW)
     return CompletoColumn(
